@@ -1,0 +1,1 @@
+"""lllt_sim: a simulated photobiomodulation cap speaking lllt wire protocol v1."""

@@ -1,0 +1,216 @@
+"""One clock for the host: asyncio's, made virtual when the device is simulated in-process.
+
+Every wait in lllt is an asyncio wait (``sleep``, ``wait_for``, ``call_later``) and every
+timestamp comes from :func:`now` / :func:`wall_time`, so both follow the running event
+loop's clock. :class:`VirtualClockLoop` is a selector event loop whose ``time()`` is a
+virtual clock: when nothing is ready to run, instead of sleeping until the next timer it
+moves the clock to that timer at once (``speed=None``, "max"), or sleeps only 1/speed of
+the interval (``speed=N``, N× real time). Because timers fire at exactly the virtual
+times they were set for, a run is the same at every speed: only wall time changes.
+
+Real I/O still works under the virtual loop (signals, ``call_soon_threadsafe``, sockets):
+the loop polls the real selector without blocking before every jump. Work handed to a
+thread with ``run_in_executor`` holds virtual time to real time until it finishes, so a
+slow disk never lets a simulated device run ahead unobserved. A real serial port under a
+``speed=None`` loop makes no sense (its replies take real time); :func:`loop_factory`
+therefore gives the virtual loop only to in-process simulators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Poll the real selector at most this often (wall seconds) while virtual time races.
+_REAL_POLL_INTERVAL = 0.001
+
+
+class _VirtualSelector(selectors.BaseSelector):
+    """Wraps a real selector; ``select(timeout)`` advances the owning loop's virtual clock."""
+
+    def __init__(self) -> None:
+        self._real = selectors.DefaultSelector()
+        self.loop: VirtualClockLoop | None = None
+        self._last_poll = 0.0
+
+    # delegation of the registry
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def get_map(self) -> Any:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        loop = self.loop
+        assert loop is not None
+        if timeout is None:
+            # no timers at all: only real I/O can wake us (a signal, another thread)
+            return self._blocking(loop, None)
+        if loop._holds or loop._speed is not None:
+            return self._blocking(loop, timeout)
+        # speed=max: look at real I/O now and then, otherwise jump to the next timer
+        wall = time.monotonic()
+        if wall - self._last_poll >= _REAL_POLL_INTERVAL:
+            self._last_poll = wall
+            ready = self._real.select(0)
+            if ready:
+                return ready
+        if timeout > 0:
+            loop._advance(timeout)
+        return []
+
+    def _blocking(
+        self, loop: VirtualClockLoop, timeout: float | None
+    ) -> list[tuple[selectors.SelectorKey, int]]:
+        """Wait in real time: paced speed, held clock, or no timers."""
+        speed = 1.0 if loop._holds or loop._speed is None else loop._speed
+        start_wall = time.monotonic()
+        if timeout is None:
+            ready = self._real.select(None)
+        else:
+            if timeout <= 0:
+                return self._real.select(0)
+            # pace against the anchor so that rounding never accumulates into drift
+            target_wall = loop._anchor_wall + (loop._vtime + timeout - loop._anchor_v) / speed
+            wait = max(0.0, target_wall - start_wall)
+            ready = self._real.select(wait)
+        self._last_poll = time.monotonic()
+        if timeout is not None and not ready:
+            loop._advance(timeout)  # exactly to the timer: the same times as speed=max
+        else:
+            elapsed = (self._last_poll - start_wall) * speed
+            if timeout is not None:
+                elapsed = min(elapsed, timeout)
+            loop._advance(elapsed)
+        return ready
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """Event loop with a virtual clock; ``speed=None`` runs as fast as the CPU allows."""
+
+    def __init__(self, speed: float | None = None, *, start: float = 0.0) -> None:
+        selector = _VirtualSelector()
+        super().__init__(selector)
+        selector.loop = self
+        self._vtime = float(start)
+        self._speed: float | None = None
+        self._holds = 0
+        #: wall-clock epoch seconds that virtual time ``start`` corresponds to
+        self.epoch = time.time() - start
+        self._anchor_wall = time.monotonic()
+        self._anchor_v = self._vtime
+        self.speed = speed
+
+    def time(self) -> float:
+        return self._vtime
+
+    @property
+    def speed(self) -> float | None:
+        """Virtual seconds per real second; None means as fast as possible."""
+        return self._speed
+
+    @speed.setter
+    def speed(self, value: float | None) -> None:
+        if value is not None and not value > 0:
+            raise ValueError("speed must be positive, or None for as fast as possible")
+        self._speed = value
+        self._anchor_wall = time.monotonic()
+        self._anchor_v = self._vtime
+
+    def _advance(self, seconds: float) -> None:
+        if seconds > 0:
+            self._vtime += seconds
+
+    def hold(self) -> _Hold:
+        """Context manager: while held, virtual time follows real time (1×)."""
+        return _Hold(self)
+
+    def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> Any:
+        fut = super().run_in_executor(executor, func, *args)
+        self._holds += 1
+        self._reanchor()
+
+        def _release(_: Any) -> None:
+            self._holds -= 1
+            self._reanchor()
+
+        fut.add_done_callback(_release)
+        return fut
+
+    def _reanchor(self) -> None:
+        self._anchor_wall = time.monotonic()
+        self._anchor_v = self._vtime
+
+
+class _Hold:
+    def __init__(self, loop: VirtualClockLoop) -> None:
+        self._loop = loop
+
+    def __enter__(self) -> None:
+        self._loop._holds += 1
+        self._loop._reanchor()
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop._holds -= 1
+        self._loop._reanchor()
+
+
+def is_virtual(loop: asyncio.AbstractEventLoop | None = None) -> bool:
+    if loop is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+    return isinstance(loop, VirtualClockLoop)
+
+
+def now() -> float:
+    """Monotonic seconds on the running loop's clock (virtual under a VirtualClockLoop)."""
+    return asyncio.get_running_loop().time()
+
+
+def wall_time() -> float:
+    """Epoch seconds on the host's timeline.
+
+    Under a virtual clock this is the wall time the loop started plus the virtual time
+    elapsed since, so a 25-minute simulated session is recorded as lasting 25 minutes
+    whatever the speed-up.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return time.time()
+    if isinstance(loop, VirtualClockLoop):
+        return loop.epoch + loop.time()
+    return time.time()
+
+
+def loop_factory(virtual: bool, speed: float | None = None) -> Callable[[], asyncio.AbstractEventLoop]:
+    if virtual:
+        return lambda: VirtualClockLoop(speed)
+    return asyncio.new_event_loop
+
+
+def run(
+    main: Coroutine[Any, Any, T] | Awaitable[T],
+    *,
+    virtual: bool = False,
+    speed: float | None = None,
+) -> T:
+    """Run a coroutine like ``asyncio.run``, on a virtual clock when asked."""
+    with asyncio.Runner(loop_factory=loop_factory(virtual, speed)) as runner:
+        return runner.run(main)  # type: ignore[arg-type]

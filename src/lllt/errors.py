@@ -1,0 +1,194 @@
+"""The one exception tree of lllt.
+
+Every failure a person or a script can meet is a ``LlltError``. Leaves carry the
+numbers that explain them (``limit``, ``observed``, ``channel``) and end with one line
+of advice; the CLI prints ``str(err)`` and exits with ``err.exit_code``::
+
+    LlltError                          exit
+    ├── InvalidInput (ValueError)         2   something a person typed or wrote is wrong
+    │   ├── URLError                          malformed device URL, unknown scheme or option
+    │   ├── FileFormatError                   a protocol, limits or profile file is invalid
+    │   │                                     (carries every FieldProblem found)
+    │   └── PlanError                         the device cannot run this protocol
+    ├── SafetyError                       1   refused or stopped by a safety limit
+    │   ├── PreflightRefused                  preflight refused the session (reasons)
+    │   ├── SafetyAbort                       the runtime monitor stopped a session
+    │   └── DeviceFault                       a device interlock or fault stopped it
+    ├── DeviceError                       3   the device or the link to it failed
+    │   ├── ConnectionFailed                  nothing answered at that address
+    │   ├── LinkLost                          the link dropped mid-conversation
+    │   ├── DeviceTimeout (TimeoutError)      no reply within the deadline
+    │   ├── VersionMismatch                   protocol major versions differ
+    │   ├── MalformedReply                    the device sent something undecodable
+    │   ├── Rejected                          the device answered NACK (code, detail)
+    │   │   └── AuthError                     the device wants proof of the key
+    │   └── NotConnected                      used after close
+    └── StoreError                        3   the session log cannot be read or written
+
+``UserAborted`` (exit 130) is raised when the user stopped a session and the emitters
+were confirmed off; it is a ``LlltError`` so that scripts can catch everything at once.
+
+Driver errors (``OSError``, ``serial.SerialException``, ``BleakError``) are converted at
+the transport boundary with ``raise ... from err``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class LlltError(Exception):
+    """Root of every error lllt raises on purpose."""
+
+    exit_code = 1
+    default_advice = ""
+
+    def __init__(self, message: str, *, advice: str | None = None, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.advice = self.default_advice if advice is None else advice
+        self.fields: dict[str, Any] = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    def __str__(self) -> str:
+        if self.advice:
+            return f"{self.message}\n{self.advice}"
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": type(self).__name__, "message": self.message}
+        if self.advice:
+            out["advice"] = self.advice
+        for key, value in self.fields.items():
+            if isinstance(value, int | float | str | bool) or value is None:
+                out[key] = value
+            elif isinstance(value, list | tuple):
+                out[key] = [v.to_dict() if hasattr(v, "to_dict") else str(v) for v in value]
+            else:
+                out[key] = str(value)
+        return out
+
+
+# --- invalid input (exit 2) ------------------------------------------------------------
+
+
+class InvalidInput(LlltError, ValueError):
+    exit_code = 2
+
+
+class URLError(InvalidInput):
+    default_advice = (
+        "Expected a device URL such as sim://reference-cap, serial:///dev/ttyACM0 or "
+        "socket://127.0.0.1:7878 (see `lllt devices`)."
+    )
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong in a file: where (``phases[1].emit.655nm``) and what."""
+
+    field: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class FileFormatError(InvalidInput):
+    """A data file is invalid. ``problems`` lists every problem found, not just the first."""
+
+    def __init__(
+        self,
+        path: str,
+        problems: list[FieldProblem],
+        *,
+        advice: str | None = None,
+    ) -> None:
+        self.path = path
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = f"{path}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  {p}" for p in self.problems)
+            message = f"{path}: {len(self.problems)} problems\n{lines}"
+        super().__init__(message, advice=advice, path=path, problems=self.problems)
+
+
+class PlanError(InvalidInput):
+    default_advice = "Check the protocol against `lllt info --device URL` for this device."
+
+
+# --- safety (exit 1) ------------------------------------------------------------------
+
+
+class SafetyError(LlltError):
+    exit_code = 1
+
+
+class PreflightRefused(SafetyError):
+    pass
+
+
+class SafetyAbort(SafetyError):
+    pass
+
+
+class DeviceFault(SafetyError):
+    pass
+
+
+# --- device and link (exit 3) ---------------------------------------------------------
+
+
+class DeviceError(LlltError):
+    exit_code = 3
+
+
+class ConnectionFailed(DeviceError):
+    default_advice = "Check the cable or address, and that the cap is switched on."
+
+
+class LinkLost(DeviceError):
+    default_advice = "Reconnect the cap; the session record is kept and will be reconciled."
+
+
+class DeviceTimeout(DeviceError, TimeoutError):
+    default_advice = "The device did not answer in time; check the link and try again."
+
+
+class VersionMismatch(DeviceError):
+    pass
+
+
+class MalformedReply(DeviceError):
+    pass
+
+
+class Rejected(DeviceError):
+    """The device answered NACK. ``code`` is a :class:`lllt.wire.NackCode`."""
+
+
+class AuthError(Rejected):
+    default_advice = (
+        "Give the device key with --key or LLLT_KEY, or add it to the key file "
+        "(see docs/wire-protocol.md, Authentication)."
+    )
+
+
+class NotConnected(DeviceError):
+    default_advice = "Open the device with `async with Cap.connect(url)` before using it."
+
+
+class StoreError(LlltError):
+    exit_code = 3
+
+
+class UserAborted(LlltError):
+    """The user stopped the session; the emitters were confirmed off."""
+
+    exit_code = 130
