@@ -199,7 +199,9 @@ def wall_time() -> float:
     return time.time()
 
 
-def loop_factory(virtual: bool, speed: float | None = None) -> Callable[[], asyncio.AbstractEventLoop]:
+def loop_factory(
+    virtual: bool, speed: float | None = None
+) -> Callable[[], asyncio.AbstractEventLoop]:
     if virtual:
         return lambda: VirtualClockLoop(speed)
     return asyncio.new_event_loop

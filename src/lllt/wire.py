@@ -302,7 +302,11 @@ class Frame:
 
 
 def encode_frame(
-    msg_type: int, seq: int, payload: bytes = b"", *, flags: int = 0,
+    msg_type: int,
+    seq: int,
+    payload: bytes = b"",
+    *,
+    flags: int = 0,
     version: int = PROTOCOL_MAJOR,
 ) -> bytes:
     """One complete frame ready for the wire, trailing 0x00 delimiter included."""
@@ -572,16 +576,28 @@ class HelloInfo(Message):
         lim = self.limits
         out = bytearray(
             _HELLO_HEAD.pack(
-                self.major, self.minor, *self.firmware, int(self.capabilities),
-                round(self.clock_rate * 1000), self.boot_count, self.uptime_ms,
-                self.nonce, self.max_payload,
+                self.major,
+                self.minor,
+                *self.firmware,
+                int(self.capabilities),
+                round(self.clock_rate * 1000),
+                self.boot_count,
+                self.uptime_ms,
+                self.nonce,
+                self.max_payload,
             )
         )
         out += _LIMITS.pack(
-            _irr(lim.max_irradiance_mw_cm2), round(lim.max_session_s * 1000),
-            _fl(lim.max_fluence_j_cm2), _temp(lim.cutoff_c), _temp(lim.sensor_uncertainty_c),
-            round(lim.head_off_abort_s * 1000), lim.min_lease_ms, lim.max_telemetry_hz,
-            round(lim.min_pulse_hz * 1000), round(lim.max_pulse_hz * 1000),
+            _irr(lim.max_irradiance_mw_cm2),
+            round(lim.max_session_s * 1000),
+            _fl(lim.max_fluence_j_cm2),
+            _temp(lim.cutoff_c),
+            _temp(lim.sensor_uncertainty_c),
+            round(lim.head_off_abort_s * 1000),
+            lim.min_lease_ms,
+            lim.max_telemetry_hz,
+            round(lim.min_pulse_hz * 1000),
+            round(lim.max_pulse_hz * 1000),
         )
         out += _str(self.model) + _str(self.serial)
         out.append(len(self.zones))
@@ -589,15 +605,26 @@ class HelloInfo(Message):
             out.append(z.id)
             out += _str(z.name)
             out += _ZONE_F.pack(
-                z.area_cm2, z.c_board_j_k, z.c_scalp_j_k, z.g_ambient_w_k, z.g_contact_w_k,
-                z.g_tissue_w_k, z.t_core_c,
+                z.area_cm2,
+                z.c_board_j_k,
+                z.c_scalp_j_k,
+                z.g_ambient_w_k,
+                z.g_contact_w_k,
+                z.g_tissue_w_k,
+                z.t_core_c,
             )
         out.append(len(self.channels))
         for c in self.channels:
             out += _CHAN.pack(
-                c.id, c.zone, c.wavelength_nm, _irr(c.max_irradiance_mw_cm2),
-                round(c.tempco_pct_per_k * 1000), _KIND_CODES[c.kind], c.emitter_count,
-                round(c.emitter_max_mw * 100), c.heat_board_w_per_mw_cm2,
+                c.id,
+                c.zone,
+                c.wavelength_nm,
+                _irr(c.max_irradiance_mw_cm2),
+                round(c.tempco_pct_per_k * 1000),
+                _KIND_CODES[c.kind],
+                c.emitter_count,
+                round(c.emitter_max_mw * 100),
+                c.heat_board_w_per_mw_cm2,
                 c.heat_scalp_w_per_mw_cm2,
             )
         return bytes(out)
@@ -609,9 +636,7 @@ class HelloInfo(Message):
                 _HELLO_HEAD.unpack_from(payload, 0)
             )
             off = _HELLO_HEAD.size
-            (mi, ms, mf, cut, unc, head, lease, tel, pmin, pmax) = _LIMITS.unpack_from(
-                payload, off
-            )
+            (mi, ms, mf, cut, unc, head, lease, tel, pmin, pmax) = _LIMITS.unpack_from(payload, off)
             off += _LIMITS.size
             model, off = _take_str(payload, off)
             serial, off = _take_str(payload, off)
@@ -632,8 +657,16 @@ class HelloInfo(Message):
                 off += _CHAN.size
                 channels.append(
                     ChannelInfo(
-                        cid, zone, wl, mx / 100, tc / 1000, _KIND_NAMES.get(kind, "led"),
-                        count, emw / 100, _f32(hb), _f32(hs),
+                        cid,
+                        zone,
+                        wl,
+                        mx / 100,
+                        tc / 1000,
+                        _KIND_NAMES.get(kind, "led"),
+                        count,
+                        emw / 100,
+                        _f32(hb),
+                        _f32(hs),
                     )
                 )
         except (struct.error, IndexError) as err:
@@ -641,12 +674,32 @@ class HelloInfo(Message):
         if off != len(payload):
             raise WireError(f"HELLO_INFO has {len(payload) - off} unexpected trailing bytes")
         limits = DeviceLimits(
-            mi / 100, ms / 1000, mf / 1e6, cut / 100, unc / 100, head / 1000, lease, tel,
-            pmin / 1000, pmax / 1000,
+            mi / 100,
+            ms / 1000,
+            mf / 1e6,
+            cut / 100,
+            unc / 100,
+            head / 1000,
+            lease,
+            tel,
+            pmin / 1000,
+            pmax / 1000,
         )
         return cls(
-            major, minor, (fa, fb, fc), Capability(caps), rate / 1000, boots, uptime, nonce,
-            max_payload, limits, model, serial, tuple(zones), tuple(channels),
+            major,
+            minor,
+            (fa, fb, fc),
+            Capability(caps),
+            rate / 1000,
+            boots,
+            uptime,
+            nonce,
+            max_payload,
+            limits,
+            model,
+            serial,
+            tuple(zones),
+            tuple(channels),
         )
 
 
@@ -695,8 +748,12 @@ class UploadPlan(Message):
         out = bytearray(_PLAN_HEAD.pack(self.plan_id, self.policy, self.lease_ms, len(self.steps)))
         for s in self.steps:
             out += _STEP_HEAD.pack(
-                s.kind, s.duration_ms, s.ramp_ms, round(s.pulse_hz * 1000),
-                round(s.duty_pct * 100), len(s.setpoints),
+                s.kind,
+                s.duration_ms,
+                s.ramp_ms,
+                round(s.pulse_hz * 1000),
+                round(s.duty_pct * 100),
+                len(s.setpoints),
             )
             for sp in s.setpoints:
                 out += _SETPOINT.pack(
@@ -862,9 +919,10 @@ class Nack(Message):
     detail: str = ""
 
     def payload(self) -> bytes:
-        return _NACK.pack(self.code, self.channel, self.limit, self.observed) + self.detail.encode(
-            "utf-8"
-        )[:64]
+        return (
+            _NACK.pack(self.code, self.channel, self.limit, self.observed)
+            + self.detail.encode("utf-8")[:64]
+        )
 
     @classmethod
     def parse(cls, payload: bytes) -> Nack:
@@ -935,9 +993,18 @@ class Telemetry(Message):
         n = len(self.setpoint)
         parts = [
             _TEL_HEAD.pack(
-                self.time_ms, self.boot_count, self.state, self.step, self.plan_id,
-                int(self.flags), self.derate_permille, self.supply_mv, self.elapsed_ms,
-                self.step_elapsed_ms, n, len(self.temperature),
+                self.time_ms,
+                self.boot_count,
+                self.state,
+                self.step,
+                self.plan_id,
+                int(self.flags),
+                self.derate_permille,
+                self.supply_mv,
+                self.elapsed_ms,
+                self.step_elapsed_ms,
+                n,
+                len(self.temperature),
             )
         ]
         for i in range(n):
@@ -952,8 +1019,8 @@ class Telemetry(Message):
     @classmethod
     def parse(cls, payload: bytes) -> Telemetry:
         try:
-            (t, boots, state, step, pid, flags, derate, mv, el, sel, n, nz) = (
-                _TEL_HEAD.unpack_from(payload, 0)
+            (t, boots, state, step, pid, flags, derate, mv, el, sel, n, nz) = _TEL_HEAD.unpack_from(
+                payload, 0
             )
         except struct.error:
             raise WireError("TELEMETRY payload is truncated") from None
@@ -963,11 +1030,21 @@ class Telemetry(Message):
         vals = struct.unpack_from(f"<{'HHI' * n}{nz + 1}h", payload, _TEL_HEAD.size)
         temps = tuple(None if v == TEMP_UNKNOWN else v / 100 for v in vals[3 * n :])
         return cls(
-            t, boots, _enum(State, state), step, pid, TelemetryFlag(flags), derate, mv, el, sel,
+            t,
+            boots,
+            _enum(State, state),
+            step,
+            pid,
+            TelemetryFlag(flags),
+            derate,
+            mv,
+            el,
+            sel,
             tuple(v / 100 for v in vals[0 : 3 * n : 3]),
             tuple(v / 100 for v in vals[1 : 3 * n : 3]),
             tuple(v / 1e6 for v in vals[2 : 3 * n : 3]),
-            temps[:nz], temps[nz],
+            temps[:nz],
+            temps[nz],
         )
 
     @property
@@ -1037,8 +1114,14 @@ class Records(Message):
         out = bytearray((len(self.records),))
         for r in self.records:
             out += _RECORD.pack(
-                r.plan_id, r.boot_count, r.start_ms, r.end_ms, r.outcome, r.reason,
-                r.emitting_ms, len(r.fluence),
+                r.plan_id,
+                r.boot_count,
+                r.start_ms,
+                r.end_ms,
+                r.outcome,
+                r.reason,
+                r.emitting_ms,
+                len(r.fluence),
             )
             for f in r.fluence:
                 out += _U32.pack(_fl(f))
@@ -1056,7 +1139,13 @@ class Records(Message):
                 off += 4 * n
                 recs.append(
                     SessionRecord(
-                        pid, boot, s, e, _enum(Outcome, outcome), reason, emit,
+                        pid,
+                        boot,
+                        s,
+                        e,
+                        _enum(Outcome, outcome),
+                        reason,
+                        emit,
                         tuple(v / 1e6 for v in fl),
                     )
                 )
@@ -1070,9 +1159,26 @@ class Records(Message):
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.TYPE: cls
     for cls in (
-        Hello, HelloInfo, UploadPlan, Start, Pause, Resume, Abort, Heartbeat, SetTelemetry,
-        Derate, GetStatus, GetRecords, ClearFault, Ack, Nack, Started, Status, Records,
-        Telemetry, Event,
+        Hello,
+        HelloInfo,
+        UploadPlan,
+        Start,
+        Pause,
+        Resume,
+        Abort,
+        Heartbeat,
+        SetTelemetry,
+        Derate,
+        GetStatus,
+        GetRecords,
+        ClearFault,
+        Ack,
+        Nack,
+        Started,
+        Status,
+        Records,
+        Telemetry,
+        Event,
     )
 }
 
@@ -1082,8 +1188,9 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
 
 def auth_tag(key: bytes, nonce: bytes, counter: int, frame_head: bytes, payload: bytes) -> bytes:
     """Truncated HMAC-SHA256 over nonce, counter, the frame header and the payload."""
-    mac = hmac.new(key, b"lllt-auth-1" + nonce + _U32.pack(counter) + frame_head + payload,
-                   hashlib.sha256)
+    mac = hmac.new(
+        key, b"lllt-auth-1" + nonce + _U32.pack(counter) + frame_head + payload, hashlib.sha256
+    )
     return mac.digest()[:TAG_SIZE]
 
 

@@ -79,17 +79,20 @@ class Profile:
 def default_capabilities() -> wire.Capability:
     C = wire.Capability
     return (
-        C.AUTH_REQUIRED | C.SIMULATED | C.PULSE | C.FLUENCE_TARGET | C.HEAD_SENSOR
-        | C.DEV_KEY | C.AMBIENT_SENSOR
+        C.AUTH_REQUIRED
+        | C.SIMULATED
+        | C.PULSE
+        | C.FLUENCE_TARGET
+        | C.HEAD_SENSOR
+        | C.DEV_KEY
+        | C.AMBIENT_SENSOR
     )
 
 
 def profile_names() -> list[str]:
     """Names of the packaged profiles, sorted."""
     root = resources.files(__name__)
-    return sorted(
-        p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml")
-    )
+    return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
 @cache
