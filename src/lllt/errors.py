@@ -21,7 +21,9 @@ of advice; the CLI prints ``str(err)`` and exits with ``err.exit_code``::
     │   ├── VersionMismatch                   protocol major versions differ
     │   ├── MalformedReply                    the device sent something undecodable
     │   ├── Rejected                          the device answered NACK (code, detail)
-    │   │   └── AuthError                     the device wants proof of the key
+    │   │   ├── AuthError                     the device wants proof of the key
+    │   │   └── RefusedByDevice           1   a NACK for a safety reason (hard limit, too hot,
+    │   │                                     off the head, fault latched)
     │   └── NotConnected                      used after close
     └── StoreError                        3   the session log cannot be read or written
 
@@ -178,6 +180,12 @@ class AuthError(Rejected):
         "Give the device key with --key or LLLT_KEY, or add it to the key file "
         "(see docs/wire-protocol.md, Authentication)."
     )
+
+
+class RefusedByDevice(Rejected):
+    """The device refused for a safety reason of its own: a refusal, not a link problem."""
+
+    exit_code = 1
 
 
 class NotConnected(DeviceError):

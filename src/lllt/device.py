@@ -1,0 +1,796 @@
+"""The device client: ``Cap`` speaks wire protocol v1 to one cap over any transport.
+
+::
+
+    async with Cap.connect("sim://reference-cap?speed=max") as cap:
+        print(cap.info.model, [c.wavelength_nm for c in cap.info.channels])
+        plan_id = await cap.upload(plan.to_wire(cap.new_plan_id()))
+        await cap.start(plan_id)              # lease renewal starts in the background
+        async for t in cap.telemetry():       # or cap.events(), cap.stream()
+            ...
+
+``Cap`` owns the conversation: the handshake and version check, sequence numbers,
+request deadlines and retries (a retry resends the same frame with the same sequence
+number, which the device answers from its reply memory without executing twice),
+authentication of energy-adding requests, the lease heartbeat, and fan-out of telemetry
+and events to subscribers. Every failure is a :class:`lllt.errors.LlltError`.
+``SyncCap`` wraps it for scripts and notebooks with bounded waits.
+
+Timing follows the running event loop's clock (see :mod:`lllt.clock`), so a simulated
+device under the virtual clock exercises the same deadlines at any speed. Deadlines that
+are in device time (lease, telemetry period) are converted with the device's stated
+clock rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+from lllt import clock, wire
+from lllt.errors import (
+    AuthError,
+    DeviceError,
+    DeviceTimeout,
+    InvalidInput,
+    LinkLost,
+    MalformedReply,
+    NotConnected,
+    RefusedByDevice,
+    Rejected,
+    VersionMismatch,
+)
+from lllt.info import DeviceInfo
+from lllt.transport import make_transport, parse_url, wants_virtual_clock
+from lllt.transport.base import Transport
+
+T = TypeVar("T")
+W = wire
+
+DEFAULT_TIMEOUT = 1.0  # seconds per attempt
+DEFAULT_RETRIES = 2  # resends after the first attempt
+DEFAULT_LEASE_MS = 3000
+
+#: replies each request type may get besides NACK
+_REPLIES: dict[int, tuple[int, ...]] = {
+    W.MsgType.HELLO: (W.MsgType.HELLO_INFO,),
+    W.MsgType.START: (W.MsgType.STARTED,),
+    W.MsgType.GET_STATUS: (W.MsgType.STATUS,),
+    W.MsgType.GET_RECORDS: (W.MsgType.RECORDS,),
+}
+
+_SAFETY_NACKS = {
+    W.NackCode.LIMIT_IRRADIANCE,
+    W.NackCode.LIMIT_DURATION,
+    W.NackCode.LIMIT_FLUENCE,
+    W.NackCode.TOO_HOT,
+    W.NackCode.HEAD_NOT_PRESENT,
+    W.NackCode.FAULT_LATCHED,
+    W.NackCode.PULSE_RANGE,
+}
+
+_NACK_ADVICE = {
+    W.NackCode.LIMIT_IRRADIANCE: "The plan asks for more than the device allows; lower it.",
+    W.NackCode.LIMIT_DURATION: "The plan is longer than the device's longest session.",
+    W.NackCode.LIMIT_FLUENCE: "The plan's dose is above the device's per-session maximum.",
+    W.NackCode.TOO_HOT: "Let the scalp cool down for a few minutes, then start again.",
+    W.NackCode.HEAD_NOT_PRESENT: "Put the cap on, then start again.",
+    W.NackCode.FAULT_LATCHED: "The device has a latched fault; check it, then clear it.",
+    W.NackCode.AUTH_REQUIRED: AuthError.default_advice,
+    W.NackCode.AUTH_FAILED: AuthError.default_advice,
+    W.NackCode.VERSION: "The device speaks another protocol version; upgrade lllt or the cap.",
+    W.NackCode.BUSY: "Try again in a moment.",
+}
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+def resolve_key(hello: wire.HelloInfo, key: bytes | str | None = None) -> bytes | None:
+    """The key to sign energy-adding requests with, or None.
+
+    Order: the explicit ``key``; ``LLLT_KEY`` (hex); ``keys.toml`` in the user config
+    directory (``"SERIAL" = "HEX"``); the published development key when the device
+    accepts it (simulators, development boards).
+    """
+    if isinstance(key, bytes):
+        return key
+    text = key or os.environ.get("LLLT_KEY")
+    if text:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            raise InvalidInput("the device key must be hexadecimal (64 hex digits)") from None
+    stored = _key_from_file(hello.serial)
+    if stored is not None:
+        return stored
+    if hello.capabilities & W.Capability.DEV_KEY:
+        return W.DEVELOPMENT_KEY
+    return None
+
+
+def _key_from_file(serial: str) -> bytes | None:
+    import tomllib
+
+    from platformdirs import user_config_dir
+
+    path = os.path.join(user_config_dir("lllt"), "keys.toml")
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise InvalidInput(f"{path}: cannot read the key file: {err}") from None
+    value = data.get(serial)
+    if value is None:
+        return None
+    try:
+        return bytes.fromhex(str(value))
+    except ValueError:
+        raise InvalidInput(f"{path}: the key for {serial} is not hexadecimal") from None
+
+
+# --- subscriptions -----------------------------------------------------------------------
+
+
+class Subscription(AsyncIterator[Any]):
+    """An ordered, buffered stream of device messages for one consumer.
+
+    Iterate with ``async for`` or call ``get(timeout)``. When the consumer falls more
+    than ``maxlen`` messages behind, the oldest are dropped and counted in ``dropped``.
+    The stream ends with LinkLost if the link drops, and stops when closed.
+    """
+
+    def __init__(self, cap: Cap, types: frozenset[int], maxlen: int) -> None:
+        self._cap = cap
+        self.types = types
+        self._items: deque[Any] = deque()
+        self._maxlen = maxlen
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self.dropped = 0
+
+    def _push(self, item: Any) -> None:
+        items = self._items
+        items.append(item)
+        if len(items) > self._maxlen:
+            items.popleft()
+            self.dropped += 1
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._error = exc
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pending(self) -> int:
+        return len(self._items)
+
+    def get_nowait(self) -> Any | None:
+        return self._items.popleft() if self._items else None
+
+    async def get(self, timeout: float | None = None) -> Any:
+        """The next message; DeviceTimeout after ``timeout`` seconds of loop time."""
+        while not self._items:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                if timeout is None:
+                    await self._waiter
+                else:
+                    await asyncio.wait_for(self._waiter, timeout)
+            except TimeoutError:
+                raise DeviceTimeout(
+                    f"no message from {self._cap.url} within {timeout:g} s"
+                ) from None
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self.get()
+
+    def close(self) -> None:
+        self._closed = True
+        self._cap._unsubscribe(self)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- the client ----------------------------------------------------------------------------
+
+
+class Cap:
+    """An open conversation with one cap. Create with ``Cap.connect(url)``."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        key: bytes | str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        self.transport = transport
+        self.url = transport.url.url
+        self.timeout = timeout
+        self.retries = retries
+        self._key_arg = key
+        self._decoder = W.FrameDecoder()
+        self.counters = W.LinkCounters()
+        self._seq = secrets.randbelow(0x10000)
+        self._pending: dict[int, tuple[asyncio.Future[W.Message], int]] = {}
+        self._subs: list[Subscription] = []
+        self._listeners: list[Callable[[W.Message], None]] = []
+        self._hello: W.HelloInfo | None = None
+        self._info: DeviceInfo | None = None
+        self._auth: W.AuthState | None = None
+        self._lost: BaseException | None = None
+        self._unsolicited_seq: int | None = None
+        self.lost_unsolicited = 0
+        self.last_telemetry: W.Telemetry | None = None
+        self.rebooted = False
+        self._lease_ms = DEFAULT_LEASE_MS
+        self._session_plan: int | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # --- opening and closing ------------------------------------------------------------
+    @classmethod
+    def connect(cls, url: str, **kwargs: Any) -> _Connect:
+        """Open a device URL and handshake: ``async with Cap.connect(url) as cap`` or
+        ``cap = await Cap.connect(url)`` (then ``await cap.close()``)."""
+        return _Connect(cls, url, kwargs)
+
+    async def open(self) -> None:
+        self.transport.set_receiver(self._on_data, self._on_lost)
+        await self.transport.open()
+        self._lost = None
+        try:
+            await self._handshake()
+        except BaseException:
+            await self.transport.close()
+            raise
+
+    async def close(self) -> None:
+        self._stop_heartbeat()
+        for sub in list(self._subs):
+            sub.close()
+        await self.transport.close()
+
+    async def reconnect(self) -> None:
+        """Drop and reopen the link, then handshake again (a new nonce, same device)."""
+        self._stop_heartbeat()
+        serial = self._hello.serial if self._hello else None
+        await self.transport.close()
+        self._decoder.reset()
+        self._unsolicited_seq = None
+        await self.open()
+        if serial is not None and self.info.serial != serial:
+            raise DeviceError(
+                f"reconnected to a different device ({self.info.serial}, expected {serial})"
+            )
+
+    async def _handshake(self) -> None:
+        self.transport.write(b"\x00")  # end any partial frame the device holds
+        try:
+            reply = await self.request(W.Hello())
+        except DeviceTimeout:
+            raise DeviceTimeout(
+                f"nothing answered the lllt handshake at {self.url}",
+                advice="Check that an lllt cap (or `lllt sim serve`) is at that address and "
+                "switched on; a serial port also needs the right baud rate.",
+            ) from None
+        assert isinstance(reply, W.HelloInfo)
+        self._accept_hello(reply)
+
+    def _accept_hello(self, hello: W.HelloInfo) -> None:
+        if hello.major != W.PROTOCOL_MAJOR:
+            raise _version_error(hello.major, hello.minor)
+        self._hello = hello
+        self._info = DeviceInfo(hello)
+        self.rebooted = False
+        key = resolve_key(hello, self._key_arg)
+        self._auth = W.AuthState(key, hello.nonce) if key is not None else None
+
+    # --- what the device is ---------------------------------------------------------------
+    @property
+    def info(self) -> DeviceInfo:
+        if self._info is None:
+            raise NotConnected(f"{self.url} has not completed the handshake")
+        return self._info
+
+    @property
+    def connected(self) -> bool:
+        return self.transport.is_open and self._lost is None and self._info is not None
+
+    @property
+    def clock_rate(self) -> float:
+        """Device seconds per loop second (1 for real caps and lockstep simulators)."""
+        rate = self.info.hello.clock_rate
+        return rate if rate > 0 else 1.0
+
+    def host_seconds(self, device_ms: float) -> float:
+        """Loop seconds that ``device_ms`` of device time take."""
+        return device_ms / 1000.0 / self.clock_rate
+
+    def link_stats(self) -> dict[str, int]:
+        stats = self._decoder.stats.as_dict()
+        stats.update(
+            malformed=self.counters.malformed,
+            unexpected=self.counters.unexpected,
+            retries=self.counters.retries,
+            lost_unsolicited=self.lost_unsolicited,
+            bytes_in=self.transport.bytes_in,
+            bytes_out=self.transport.bytes_out,
+        )
+        return stats
+
+    # --- requests -----------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFF
+        return self._seq
+
+    async def request(
+        self,
+        msg: W.Message,
+        *,
+        sign: bool = False,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> W.Message:
+        """Send one request and return its reply; NACK raises Rejected (or a subclass)."""
+        if self._lost is not None:
+            raise LinkLost(f"the link to {self.url} is lost: {self._lost}")
+        seq = self._next_seq()
+        auth = None
+        if sign:
+            if self._auth is None:
+                raise AuthError(
+                    f"{self.info.serial} needs its key for {msg.TYPE.name}, and none is known",
+                    code=W.NackCode.AUTH_REQUIRED,
+                )
+            auth = self._auth
+        frame = W.encode_message(msg, seq, auth=auth)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[W.Message] = loop.create_future()
+        self._pending[seq] = (fut, msg.TYPE)
+        wait = self.timeout if timeout is None else timeout
+        tries = 1 + (self.retries if retries is None else retries)
+        try:
+            for attempt in range(tries):
+                if attempt:
+                    self.counters.retries += 1
+                self.transport.write(frame)
+                if fut.done():
+                    break
+                try:
+                    await asyncio.wait_for(asyncio.shield(fut), wait)
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                raise DeviceTimeout(
+                    f"{msg.TYPE.name} got no reply from {self.url} "
+                    f"within {wait:g} s ({tries} tries)"
+                )
+        finally:
+            self._pending.pop(seq, None)
+        reply = fut.result()
+        if isinstance(reply, W.Nack):
+            raise self._nack_error(msg, reply)
+        expected = _REPLIES.get(msg.TYPE, (W.MsgType.ACK,))
+        if reply.TYPE not in expected:
+            raise MalformedReply(
+                f"{self.url} answered {msg.TYPE.name} with {reply.TYPE.name}",
+                advice="The device does not follow the protocol; update its firmware.",
+            )
+        return reply
+
+    def _nack_error(self, request: W.Message, nack: W.Nack) -> Rejected:
+        code = nack.code
+        if isinstance(code, W.NackCode):
+            text = code.text
+        else:
+            text = f"refusal code {code}"
+        message = f"the device refused {request.TYPE.name}: {text}"
+        if nack.detail:
+            message += f" ({nack.detail})"
+        if code in (W.NackCode.AUTH_REQUIRED, W.NackCode.AUTH_FAILED):
+            cls: type[Rejected] = AuthError
+        elif code in _SAFETY_NACKS:
+            cls = RefusedByDevice
+        else:
+            cls = Rejected
+        channel = None if nack.channel == W.NO_INDEX else nack.channel
+        return cls(
+            message,
+            advice=_NACK_ADVICE.get(code, ""),  # type: ignore[call-overload]
+            code=code,
+            channel=channel,
+            limit=nack.limit,
+            observed=nack.observed,
+        )
+
+    # --- the commands -------------------------------------------------------------------------
+    @staticmethod
+    def new_plan_id() -> int:
+        return 1 + secrets.randbelow(2**31 - 1)
+
+    async def upload(self, plan: W.UploadPlan) -> int:
+        """Send a plan (the device checks it against its hard limits); returns its id."""
+        await self.request(plan, sign=True)
+        self._lease_ms = plan.lease_ms
+        return plan.plan_id
+
+    async def start(self, plan_id: int) -> W.Started:
+        """Start the loaded plan; idempotent by plan id. Starts the lease heartbeat."""
+        reply = await self.request(W.Start(plan_id), sign=True)
+        assert isinstance(reply, W.Started)
+        if reply.result != W.StartResult.ALREADY_FINISHED:
+            self._session_plan = plan_id
+            self._start_heartbeat()
+        return reply
+
+    async def pause(self) -> None:
+        await self.request(W.Pause())
+
+    async def resume(self) -> None:
+        await self.request(W.Resume(), sign=True)
+
+    async def abort(self, reason: W.AbortReason = W.AbortReason.USER) -> None:
+        """Emitters off and end the session; always accepted by the device."""
+        try:
+            await self.request(W.Abort(reason))
+        finally:
+            self._stop_heartbeat()
+
+    async def heartbeat(self) -> None:
+        await self.request(W.Heartbeat())
+
+    async def set_telemetry_rate(self, hz: float) -> None:
+        """Telemetry samples per second of device time (0 turns telemetry off)."""
+        period = 0 if hz <= 0 else max(1, round(1000.0 / hz))
+        await self.request(W.SetTelemetry(period))
+
+    async def derate(self, permille: int) -> None:
+        """Scale every setpoint of the running session to permille/1000."""
+        await self.request(W.Derate(permille), sign=self._auth is not None)
+
+    async def status(self) -> W.Status:
+        reply = await self.request(W.GetStatus())
+        assert isinstance(reply, W.Status)
+        return reply
+
+    async def records(self, max_count: int = W.MAX_RECORDS) -> tuple[W.SessionRecord, ...]:
+        reply = await self.request(W.GetRecords(max_count))
+        assert isinstance(reply, W.Records)
+        return reply.records
+
+    async def clear_fault(self) -> None:
+        await self.request(W.ClearFault())
+
+    # --- lease heartbeat ----------------------------------------------------------------------
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self._heartbeat_loop(), name=f"lllt-heartbeat:{self.url}"
+            )
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        self._session_plan = None
+
+    async def _heartbeat_loop(self) -> None:
+        # renew at a third of the lease so that one lost heartbeat never expires it
+        period = self.host_seconds(self._lease_ms / 3.0)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.request(W.Heartbeat(), timeout=period, retries=0)
+            except DeviceTimeout:
+                continue
+            except (DeviceError, InvalidInput):
+                return
+
+    # --- telemetry and events -----------------------------------------------------------------
+    def telemetry(self, maxlen: int = 100_000) -> Subscription:
+        return self._subscribe(frozenset({W.MsgType.TELEMETRY}), maxlen)
+
+    def events(self, maxlen: int = 100_000) -> Subscription:
+        return self._subscribe(frozenset({W.MsgType.EVENT}), maxlen)
+
+    def stream(self, maxlen: int = 100_000) -> Subscription:
+        """Telemetry and events in the order the device sent them."""
+        return self._subscribe(frozenset({W.MsgType.TELEMETRY, W.MsgType.EVENT}), maxlen)
+
+    def _subscribe(self, types: frozenset[int], maxlen: int) -> Subscription:
+        sub = Subscription(self, types, maxlen)
+        if self._lost is not None:
+            sub._fail(LinkLost(f"the link to {self.url} is lost"))
+        self._subs.append(sub)
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+
+    def add_listener(self, fn: Callable[[W.Message], None]) -> None:
+        """Call ``fn(message)`` synchronously for every telemetry frame and event."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[W.Message], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    # --- receive path (called by the transport) ---------------------------------------------
+    def _on_data(self, data: bytes) -> None:
+        for frame in self._decoder.feed(data):
+            if frame.version != W.PROTOCOL_MAJOR:
+                self._foreign_version(frame)
+                continue
+            try:
+                msg = W.decode_message(frame)
+            except W.WireError:
+                self.counters.malformed += 1
+                continue
+            if frame.type >= 0x60:
+                self._unsolicited(frame.seq, msg)
+                continue
+            entry = self._pending.get(frame.seq)
+            if entry is None or entry[0].done():
+                self.counters.unexpected += 1  # a late answer to a retried request
+                continue
+            fut, _ = entry
+            fut.set_result(msg)
+
+    def _unsolicited(self, seq: int, msg: W.Message) -> None:
+        last = self._unsolicited_seq
+        if last is not None:
+            gap = (seq - last - 1) & 0xFFFF
+            if 0 < gap < 0x8000:
+                self.lost_unsolicited += gap
+        self._unsolicited_seq = seq
+        if msg.TYPE == W.MsgType.TELEMETRY:
+            self.last_telemetry = msg  # type: ignore[assignment]
+        else:
+            assert isinstance(msg, W.Event)
+            if msg.kind == W.EventKind.BOOT:
+                # the device restarted: its nonce and our lease are gone; HELLO again
+                self.rebooted = True
+                self._auth = None
+                self._stop_heartbeat()
+            elif msg.kind == W.EventKind.SESSION_END and (
+                self._session_plan is None or msg.limit == self._session_plan
+            ):
+                self._stop_heartbeat()
+        for sub in self._subs:
+            if msg.TYPE in sub.types:
+                sub._push(msg)
+        for fn in self._listeners:
+            fn(msg)
+
+    def _foreign_version(self, frame: W.Frame) -> None:
+        # HELLO_INFO of any version starts with major, minor: enough to say who upgrades
+        if frame.type == W.MsgType.HELLO_INFO and len(frame.payload) >= 2:
+            entry = self._pending.get(frame.seq)
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(_version_error(frame.payload[0], frame.payload[1]))
+                return
+        self.counters.unexpected += 1
+
+    def _on_lost(self, exc: BaseException | None) -> None:
+        reason = exc or ConnectionError("closed by the device")
+        self._lost = reason
+        error = LinkLost(f"the link to {self.url} was lost: {reason}")
+        for fut, _ in self._pending.values():
+            if not fut.done():
+                fut.set_exception(error)
+        for sub in self._subs:
+            sub._fail(error)
+        self._stop_heartbeat()
+
+
+def _version_error(major: int, minor: int) -> VersionMismatch:
+    ours = f"{W.PROTOCOL_MAJOR}.{W.PROTOCOL_MINOR}"
+    theirs = f"{major}.{minor}"
+    if major > W.PROTOCOL_MAJOR:
+        advice = "Upgrade lllt (pip install --upgrade lllt) to talk to this cap."
+    else:
+        advice = "Upgrade the cap's firmware to a release speaking protocol " + ours + "."
+    return VersionMismatch(
+        f"the cap speaks wire protocol {theirs}; this lllt speaks {ours}",
+        advice=advice,
+        device_version=theirs,
+        host_version=ours,
+    )
+
+
+class _Connect:
+    """``Cap.connect(url)``: awaitable, and an async context manager that closes."""
+
+    def __init__(self, cls: type[Cap], url: str, kwargs: dict[str, Any]) -> None:
+        self._cap = cls(make_transport(url), **kwargs)
+
+    async def _open(self) -> Cap:
+        await self._cap.open()
+        return self._cap
+
+    def __await__(self) -> Any:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Cap:
+        return await self._open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._cap.close()
+
+
+# --- synchronous facade ----------------------------------------------------------------------
+
+
+class _Runner:
+    """Runs coroutines for SyncCap: inline on a virtual clock, or on a loop thread."""
+
+    def __init__(self, virtual: bool, speed: float | None) -> None:
+        self.virtual = virtual
+        if virtual:
+            # lockstep: simulated time passes only while a call runs
+            self.loop: asyncio.AbstractEventLoop = clock.VirtualClockLoop(speed)
+            self._thread: threading.Thread | None = None
+        else:
+            self.loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self.loop.run_forever, name="lllt-sync", daemon=True
+            )
+            self._thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        if self._thread is None:
+            return self.loop.run_until_complete(_bounded(coro, timeout))
+        fut = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout), self.loop)
+        try:
+            return fut.result(timeout + 1.0)
+        except TimeoutError:
+            fut.cancel()
+            raise DeviceTimeout(f"no answer within {timeout:g} s") from None
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5.0)
+        self.loop.close()
+
+
+async def _bounded(coro: Awaitable[T], timeout: float) -> T:
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except TimeoutError:
+        raise DeviceTimeout(f"no answer within {timeout:g} s") from None
+
+
+class SyncCap:
+    """Blocking wrapper of :class:`Cap` for scripts; every call waits at most ``timeout``.
+
+    ``sim://`` devices run in lockstep: simulated time passes only inside calls, so a
+    script can think as long as it likes between two calls without the lease expiring.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 10.0, **kwargs: Any) -> None:
+        virtual, speed = wants_virtual_clock(parse_url(url))
+        self.timeout = timeout
+        self._runner = _Runner(virtual, speed)
+        try:
+            self.cap: Cap = self._runner.call(_open_cap(url, kwargs), timeout)
+        except BaseException:
+            self._runner.close()
+            raise
+
+    @classmethod
+    def connect(cls, url: str, *, timeout: float = 10.0, **kwargs: Any) -> SyncCap:
+        return cls(url, timeout=timeout, **kwargs)
+
+    def __enter__(self) -> SyncCap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._runner.call(self.cap.close(), self.timeout)
+        finally:
+            self._runner.close()
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return self._runner.call(coro, self.timeout if timeout is None else timeout)
+
+    @property
+    def info(self) -> DeviceInfo:
+        return self.cap.info
+
+    def upload(self, plan: W.UploadPlan) -> int:
+        return self._call(self.cap.upload(plan))
+
+    def start(self, plan_id: int) -> W.Started:
+        return self._call(self.cap.start(plan_id))
+
+    def pause(self) -> None:
+        self._call(self.cap.pause())
+
+    def resume(self) -> None:
+        self._call(self.cap.resume())
+
+    def abort(self, reason: W.AbortReason = W.AbortReason.USER) -> None:
+        self._call(self.cap.abort(reason))
+
+    def status(self) -> W.Status:
+        return self._call(self.cap.status())
+
+    def records(self) -> tuple[W.SessionRecord, ...]:
+        return self._call(self.cap.records())
+
+    def derate(self, permille: int) -> None:
+        self._call(self.cap.derate(permille))
+
+    def set_telemetry_rate(self, hz: float) -> None:
+        self._call(self.cap.set_telemetry_rate(hz))
+
+    def clear_fault(self) -> None:
+        self._call(self.cap.clear_fault())
+
+    def stream(self, *, timeout: float | None = None) -> Iterator[W.Message]:
+        """Telemetry and events as they come; each wait is bounded by ``timeout``."""
+        sub = self.cap.stream()
+        wait = self.timeout if timeout is None else timeout
+        try:
+            while True:
+                try:
+                    yield self._call(sub.get(wait), wait + 1.0)
+                except StopAsyncIteration:
+                    return
+        finally:
+            sub.close()
+
+    def telemetry(self, *, timeout: float | None = None) -> Iterator[W.Telemetry]:
+        for msg in self.stream(timeout=timeout):
+            if isinstance(msg, W.Telemetry):
+                yield msg
+
+    def run(self, coro_fn: Callable[[Cap], Coroutine[Any, Any, T]], timeout: float) -> T:
+        """Run ``await coro_fn(cap)`` on the cap's loop, bounded by ``timeout``."""
+        return self._call(coro_fn(self.cap), timeout)
+
+
+async def _open_cap(url: str, kwargs: dict[str, Any]) -> Cap:
+    return await Cap.connect(url, **kwargs)
+
+
+def fetch_device_info(url: str, *, timeout: float = 10.0) -> DeviceInfo:
+    """Connect, handshake, and return what the device says it is (blocking)."""
+    with SyncCap(url, timeout=timeout) as cap:
+        return cap.info
