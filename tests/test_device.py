@@ -1,0 +1,233 @@
+"""The Cap client against a scripted fake device: versions, retries, NACKs, lost links."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import ClassVar
+
+import pytest
+
+from lllt import clock
+from lllt import wire as W
+from lllt.device import Cap
+from lllt.errors import (
+    AuthError,
+    DeviceTimeout,
+    LinkLost,
+    RefusedByDevice,
+    Rejected,
+    VersionMismatch,
+)
+from lllt.transport import DeviceURL
+from lllt.transport.base import Transport
+from lllt_sim.profiles import load_profile
+
+HELLO = load_profile("reference-cap").hello_info(nonce=bytes(16))
+
+Handler = Callable[["FakeTransport", W.Frame], None]
+
+
+class FakeTransport(Transport):
+    """A device that answers with ``handler(transport, frame)``; replies via ``reply()``."""
+
+    OPTIONS: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, handler: Handler) -> None:
+        super().__init__(DeviceURL("fake://dev", "fake", "dev"))
+        self.handler = handler
+        self.decoder = W.FrameDecoder()
+        self.seen: list[W.Frame] = []
+
+    async def _open(self) -> None:
+        pass
+
+    async def _close(self) -> None:
+        pass
+
+    def _write(self, data: bytes) -> None:
+        for frame in self.decoder.feed(data):
+            self.seen.append(frame)
+            self.handler(self, frame)
+
+    def reply(self, msg: W.Message, seq: int) -> None:
+        self.raw(W.encode_frame(msg.TYPE, seq, msg.payload()))
+
+    def raw(self, data: bytes) -> None:
+        asyncio.get_running_loop().call_soon(self._received, data)
+
+
+def hello_then(handler: Handler | None = None) -> Handler:
+    def handle(t: FakeTransport, frame: W.Frame) -> None:
+        if frame.type == W.MsgType.HELLO:
+            t.reply(HELLO, frame.seq)
+        elif handler is not None:
+            handler(t, frame)
+
+    return handle
+
+
+def run(handler: Handler, body: Callable[[Cap], object], **kw: object) -> FakeTransport:
+    transport = FakeTransport(handler)
+
+    async def main() -> None:
+        cap = Cap(transport, **kw)  # type: ignore[arg-type]
+        await cap.open()
+        try:
+            await body(cap)  # type: ignore[misc]
+        finally:
+            await cap.close()
+
+    clock.run(main(), virtual=True)
+    return transport
+
+
+def test_newer_device_major_is_refused_with_upgrade_advice() -> None:
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        # any HELLO_INFO starts with major, minor; the rest may be anything
+        t.raw(W.encode_frame(W.MsgType.HELLO_INFO, frame.seq, b"\x02\x03future", version=2))
+
+    with pytest.raises(VersionMismatch) as exc:
+        run(handler, lambda cap: asyncio.sleep(0))
+    assert "2.3" in str(exc.value) and "Upgrade lllt" in str(exc.value)
+    assert exc.value.exit_code == 3
+
+
+def test_older_device_major_says_upgrade_firmware() -> None:
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        t.raw(W.encode_frame(W.MsgType.HELLO_INFO, frame.seq, b"\x00\x09", version=0))
+
+    with pytest.raises(VersionMismatch) as exc:
+        run(handler, lambda cap: asyncio.sleep(0))
+    assert "firmware" in str(exc.value)
+
+
+def test_silent_device_times_out_with_advice() -> None:
+    t0 = []
+
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        t0.append(asyncio.get_running_loop().time())
+
+    with pytest.raises(DeviceTimeout) as exc:
+        run(handler, lambda cap: asyncio.sleep(0), timeout=0.5, retries=2)
+    assert "nothing answered" in str(exc.value)
+    assert exc.value.exit_code == 3
+    assert len(t0) == 3  # one try and two retries
+    assert t0[1] - t0[0] == pytest.approx(0.5)
+
+
+def test_retry_resends_the_same_frame_and_succeeds() -> None:
+    calls: list[W.Frame] = []
+
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        calls.append(frame)
+        if len(calls) >= 2:  # the first request is lost
+            t.reply(W.Ack(), frame.seq)
+
+    async def body(cap: Cap) -> None:
+        await cap.pause()
+        assert cap.counters.retries == 1
+
+    run(hello_then(handler), body)
+    assert len(calls) == 2 and calls[0] == calls[1]  # same seq, same bytes
+
+
+def test_safety_nack_becomes_refused_by_device_with_fields() -> None:
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        t.reply(W.Nack(W.NackCode.LIMIT_IRRADIANCE, 3, 1000, 1250, "max 10"), frame.seq)
+
+    async def body(cap: Cap) -> None:
+        with pytest.raises(RefusedByDevice) as exc:
+            await cap.upload(W.UploadPlan(5, W.LinkPolicy.FINISH, 1000, ()))
+        err = exc.value
+        assert (err.code, err.channel, err.limit, err.observed) == (
+            W.NackCode.LIMIT_IRRADIANCE,
+            3,
+            1000,
+            1250,
+        )
+        assert err.exit_code == 1 and "max 10" in str(err)
+
+    run(hello_then(handler), body)
+
+
+def test_other_nack_is_rejected_and_unknown_codes_are_kept() -> None:
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        t.reply(W.Nack(200, 0xFF, 0, 0, ""), frame.seq)  # type: ignore[arg-type]
+
+    async def body(cap: Cap) -> None:
+        with pytest.raises(Rejected) as exc:
+            await cap.pause()
+        assert exc.value.code == 200 and "200" in str(exc.value)
+
+    run(hello_then(handler), body)
+
+
+def test_energy_request_without_key_is_refused_before_sending() -> None:
+    hello = load_profile("reference-cap").hello_info(
+        capabilities=W.Capability.AUTH_REQUIRED  # no DEV_KEY: no key can be assumed
+    )
+
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        if frame.type == W.MsgType.HELLO:
+            t.reply(hello, frame.seq)
+
+    async def body(cap: Cap) -> None:
+        with pytest.raises(AuthError):
+            await cap.start(9)
+
+    t = run(handler, body)
+    assert [f.type for f in t.seen] == [W.MsgType.HELLO]
+
+
+def test_wrong_reply_type_is_malformed() -> None:
+    from lllt.errors import MalformedReply
+
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        t.reply(W.Ack(), frame.seq)  # GET_STATUS must get STATUS
+
+    async def body(cap: Cap) -> None:
+        with pytest.raises(MalformedReply):
+            await cap.status()
+
+    run(hello_then(handler), body)
+
+
+def test_lost_link_fails_waiting_requests_and_streams() -> None:
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        asyncio.get_running_loop().call_later(0.2, t._lost, OSError(5, "Input/output error"))
+
+    async def body(cap: Cap) -> None:
+        sub = cap.telemetry()
+        with pytest.raises(LinkLost):
+            await cap.pause()
+        with pytest.raises(LinkLost):
+            await sub.get(1.0)
+        with pytest.raises(LinkLost):
+            await cap.status()
+
+    run(hello_then(handler), body, timeout=5.0)
+
+
+def test_garbage_and_lost_telemetry_are_counted() -> None:
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        tel = W.Telemetry(
+            0, 1, W.State.IDLE, 255, 0, W.TelemetryFlag(0), 1000, 5000, 0, 0, (), (), (), (), None
+        )
+        loop = asyncio.get_running_loop()
+        loop.call_soon(t._received, b"\x13\x37 noise \x00")
+        loop.call_soon(t._received, W.encode_frame(W.MsgType.TELEMETRY, 10, tel.payload()))
+        loop.call_soon(t._received, W.encode_frame(W.MsgType.TELEMETRY, 14, tel.payload()))
+        loop.call_soon(t._received, W.encode_frame(W.MsgType.TELEMETRY, 15, b"\x01"))
+        t.reply(W.Ack(), frame.seq)
+
+    async def body(cap: Cap) -> None:
+        await cap.heartbeat()
+        await asyncio.sleep(0.01)
+        stats = cap.link_stats()
+        assert stats["bytes_dropped"] == len(b"\x13\x37 noise \x00")
+        assert stats["malformed"] == 1
+        assert stats["lost_unsolicited"] == 3 + 0  # seq 11, 12, 13 never came
+        assert cap.last_telemetry is not None
+
+    run(hello_then(handler), body)
