@@ -379,24 +379,36 @@ class Cap:
         self._pending[seq] = (fut, msg.TYPE)
         wait = self.timeout if timeout is None else timeout
         tries = 1 + (self.retries if retries is None else retries)
-        try:
-            for attempt in range(tries):
-                if attempt:
-                    self.counters.retries += 1
-                self.transport.write(frame)
-                if fut.done():
-                    break
-                try:
-                    await asyncio.wait_for(asyncio.shield(fut), wait)
-                    break
-                except TimeoutError:
-                    continue
-            else:
-                raise DeviceTimeout(
-                    f"{msg.TYPE.name} got no reply from {self.url} "
-                    f"within {wait:g} s ({tries} tries)"
+        attempts = 1
+
+        def expire() -> None:
+            # one timer per attempt, no task per request: a reply costs microseconds
+            nonlocal attempts, timer
+            if fut.done():
+                return
+            if attempts >= tries:
+                fut.set_exception(
+                    DeviceTimeout(
+                        f"{msg.TYPE.name} got no reply from {self.url} "
+                        f"within {wait:g} s ({tries} tries)"
+                    )
                 )
+                return
+            attempts += 1
+            self.counters.retries += 1
+            try:
+                self.transport.write(frame)  # the same frame: the device deduplicates it
+            except DeviceError as err:
+                fut.set_exception(err)
+                return
+            timer = loop.call_later(wait, expire)
+
+        timer = loop.call_later(wait, expire)
+        try:
+            self.transport.write(frame)
+            await fut
         finally:
+            timer.cancel()
             self._pending.pop(seq, None)
         reply = fut.result()
         if isinstance(reply, W.Nack):
@@ -411,10 +423,7 @@ class Cap:
 
     def _nack_error(self, request: W.Message, nack: W.Nack) -> Rejected:
         code = nack.code
-        if isinstance(code, W.NackCode):
-            text = code.text
-        else:
-            text = f"refusal code {code}"
+        text = code.text if isinstance(code, W.NackCode) else f"refusal code {code}"
         message = f"the device refused {request.TYPE.name}: {text}"
         if nack.detail:
             message += f" ({nack.detail})"
