@@ -8,6 +8,7 @@ reply is handed to the client the moment it arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 from typing import Any, ClassVar
@@ -113,10 +114,8 @@ class SerialTransport(Transport):
             self._loop.remove_reader(self._fd)
             self._loop.remove_writer(self._fd)
         if self._serial is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._serial.close()
-            except OSError:
-                pass
         self._serial = None
         self._fd = -1
 
