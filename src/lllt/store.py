@@ -1664,7 +1664,8 @@ class SessionRecorder:
     def _close_phase(self, t: float, fluence: tuple[float, ...]) -> None:
         start = self._phase_start_fluence
         by_ch = {
-            ch: max(0.0, f - (start[i] if i < len(start) else 0.0))
+            # rounded to the telemetry's resolution (1 µJ/cm²): no float residue in the log
+            ch: round(max(0.0, f - (start[i] if i < len(start) else 0.0)), 6)
             for i, (ch, f) in enumerate(zip(self._channel_ids, fluence, strict=False))
         }
         by_wl = wavelength_fluence(by_ch, self._channel_wl)
@@ -1880,5 +1881,13 @@ def export_csv(store: Store, *, since: float | None = None) -> str:
             cells[pre + "derated"] = p.derated
             for wl in phase_wls:
                 cells[f"{pre}delivered_{wl}nm_j_cm2"] = p.delivered_fluence.get(wl, "")
-        writer.writerow({k: ("" if v is None else v) for k, v in cells.items()})
+        writer.writerow({k: _csv_cell(v) for k, v in cells.items()})
     return out.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
