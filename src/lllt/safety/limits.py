@@ -1,0 +1,406 @@
+"""Safety limits: the defaults of REFERENCE.md, and the limits file that may only tighten them.
+
+``DEFAULT_LIMITS`` is the host's default limit table; every number in it comes from
+``../shared/REFERENCE.md`` (source given in :data:`LIMIT_SPECS`) or, where REFERENCE gives
+no number, is derived from its figures as explained in ``docs/safety.md``. A user's or
+clinician's limits file (TOML, ``format = "lllt-limits/1"``) can lower a maximum or
+lengthen a minimum, never the other way round; :func:`load_limits` refuses a file that
+tries and names the key, the default and the value. Limits never live in protocol files:
+nothing a protocol says can change a :class:`Limits`.
+
+The temperature thresholds the monitor and the thermal prediction use are the limits less
+the sensor uncertainty the device reports (:func:`temperature_thresholds`), and both use
+the one :class:`DeratePolicy` so the prediction models the derating the monitor will do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from lllt import wire
+from lllt.errors import FieldProblem, FileFormatError
+
+FORMAT = "lllt-limits/1"
+_FORMAT_RE = re.compile(r"^lllt-limits/(\d+)$")
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Host limits in engineering units. Build one with :func:`load_limits` or ``replace``."""
+
+    max_irradiance_mw_cm2: float = 100.0  # on-state, any channel
+    max_fluence_session_j_cm2: float = 10.0  # per wavelength per session
+    max_fluence_24h_j_cm2: float = 20.0  # per wavelength, rolling 24 h (history included)
+    max_fluence_7d_j_cm2: float = 70.0  # per wavelength, rolling 7 days
+    min_interval_s: float = 12 * HOUR  # from the end of one session to the next start
+    max_sessions_per_week: int = 14  # rolling 7 days
+    warn_temp_c: float = 41.0  # derate (less the sensor uncertainty)
+    abort_temp_c: float = 43.0  # abort (less the sensor uncertainty)
+    max_session_s: float = 3600.0  # longest session, fluence-target maxima included
+    max_laser_emitter_mw: float = 5.0  # one visible laser emitter
+    min_pulse_hz: float = 2.0
+    max_pulse_hz: float = 10_000.0
+    #: where the values come from: None for the defaults, else the limits file's path
+    path: str | None = field(default=None, compare=False)
+    #: attribute names the limits file set (each tighter than the default)
+    from_file: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def source_of(self, attr: str) -> str:
+        """``"limits-file"`` when the file set ``attr``, else ``"default"``."""
+        return "limits-file" if attr in self.from_file else "default"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for spec in LIMIT_SPECS:
+            out[spec.key] = {
+                "value": getattr(self, spec.attr),
+                "unit": spec.unit_label,
+                "source": self.source_of(spec.attr),
+            }
+        if self.path is not None:
+            out["file"] = self.path
+        return out
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSpec:
+    """One row of the default limit table: file key, unit, direction and source."""
+
+    key: str  # key in a limits file
+    attr: str  # Limits attribute
+    unit: str | None  # pint unit the file's quantity converts to; None: a plain integer
+    unit_label: str
+    tighter: Literal["lower", "higher"]  # which way a limits file may move it
+    label: str
+    source: str
+
+    @property
+    def default(self) -> float:
+        return float(getattr(DEFAULT_LIMITS, self.attr))
+
+
+LIMIT_SPECS: tuple[LimitSpec, ...] = (
+    LimitSpec(
+        "max_irradiance", "max_irradiance_mw_cm2", "mW/cm^2", "mW/cm²", "lower",
+        "irradiance at the scalp, absolute cap",
+        "WALT dose table ceiling; top of the 3-90 mW/cm² LLLT range (Avci 2014)",
+    ),
+    LimitSpec(
+        "max_fluence_per_session", "max_fluence_session_j_cm2", "J/cm^2", "J/cm²", "lower",
+        "fluence per session per wavelength (scalp average)",
+        "top of the 1-10 J/cm² LLLT range (Avci 2014); biphasic dose response (Huang 2009)",
+    ),
+    LimitSpec(
+        "max_fluence_per_24h", "max_fluence_24h_j_cm2", "J/cm^2", "J/cm²", "lower",
+        "fluence per wavelength in any 24 h",
+        "derived: two sessions at the 10 J/cm² cap, the most the 12 h spacing allows",
+    ),
+    LimitSpec(
+        "max_fluence_per_7d", "max_fluence_7d_j_cm2", "J/cm^2", "J/cm²", "lower",
+        "fluence per wavelength in any 7 days",
+        "derived: daily sessions (the most frequent published schedule, Kim 2013) "
+        "at the 10 J/cm² cap",
+    ),
+    LimitSpec(
+        "min_interval", "min_interval_s", "s", "s", "higher",
+        "time from the end of one session to the next start",
+        "Theradome instructions: at least 12 h between sessions",
+    ),
+    LimitSpec(
+        "max_sessions_per_week", "max_sessions_per_week", None, "sessions", "lower",
+        "sessions in any 7 days",
+        "derived: the 12 h spacing allows at most 14",
+    ),
+    LimitSpec(
+        "warn_temperature", "warn_temp_c", "degC", "°C", "lower",
+        "scalp-contact temperature that derates (less the sensor uncertainty)",
+        "IEC 60601-1 cl. 42.3: applied parts at most 41 °C",
+    ),
+    LimitSpec(
+        "abort_temperature", "abort_temp_c", "degC", "°C", "lower",
+        "scalp-contact temperature that aborts (less the sensor uncertainty)",
+        "IEC 60601-1 ed.3 Table 24: skin contact of 10 min or more, 43 °C",
+    ),
+    LimitSpec(
+        "max_session_duration", "max_session_s", "s", "s", "lower",
+        "session duration, fluence-target maxima included",
+        "derived: no published session exceeds 25 min (Lanzafame 2013); 60 min leaves room "
+        "for a derated fluence-target phase",
+    ),
+    LimitSpec(
+        "max_laser_emitter_power", "max_laser_emitter_mw", "mW", "mW", "lower",
+        "optical power of one visible laser emitter",
+        "IEC 60825-1: Class 3R ceiling in the visible",
+    ),
+    LimitSpec(
+        "min_pulse_frequency", "min_pulse_hz", "Hz", "Hz", "higher",
+        "lowest pulse frequency",
+        "pulsed therapy devices run 2-10 000 Hz",
+    ),
+    LimitSpec(
+        "max_pulse_frequency", "max_pulse_hz", "Hz", "Hz", "lower",
+        "highest pulse frequency",
+        "pulsed therapy devices run 2-10 000 Hz",
+    ),
+)  # fmt: skip
+
+SPEC_BY_KEY = {s.key: s for s in LIMIT_SPECS}
+SPEC_BY_ATTR = {s.attr: s for s in LIMIT_SPECS}
+_META_KEYS = {"format", "description", "issued_by"}
+
+
+# --- temperature thresholds and the derate policy ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Contact-temperature readings at which the host derates and aborts (°C)."""
+
+    warn_c: float
+    abort_c: float
+    uncertainty_c: float
+
+
+def temperature_thresholds(limits: Limits, device: wire.DeviceLimits) -> Thresholds:
+    """The limits less the device's sensor uncertainty (REFERENCE: "41 °C minus ...").
+
+    The abort threshold is never above the device's own cut-off, so the host acts no later
+    than the device would.
+    """
+    unc = max(0.0, device.sensor_uncertainty_c)
+    abort = min(limits.abort_temp_c - unc, device.cutoff_c)
+    warn = min(limits.warn_temp_c - unc, abort)
+    return Thresholds(warn_c=warn, abort_c=abort, uncertainty_c=unc)
+
+
+@dataclass(frozen=True, slots=True)
+class DeratePolicy:
+    """How the host steps the output down while a zone reads at or above the warning.
+
+    Every ``interval_s`` of device time spent at or above the warning threshold the output
+    factor is multiplied by ``factor`` (−10 % of the current level), never below
+    ``floor_permille``. The host never raises it again during a session: a cooling scalp
+    keeps the lower output, so the host cannot oscillate around the threshold and a
+    session that needed derating stays derated (a fluence-target phase runs longer).
+    Below the floor dimming does not help any more (a quarter of the heat leaves the
+    scalp hot for another reason, fever or a hot room); the abort threshold takes over.
+    """
+
+    interval_s: float = 10.0
+    factor: float = 0.9
+    floor_permille: int = 250
+
+    def next_permille(self, permille: int) -> int:
+        return max(self.floor_permille, min(permille, math.floor(permille * self.factor)))
+
+
+DEFAULT_DERATE = DeratePolicy()
+
+
+# --- limits file ---------------------------------------------------------------------------
+
+
+def load_limits(path: str | Path) -> Limits:
+    """Read a limits file; raises FileFormatError listing every problem found."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileFormatError(
+            str(p),
+            [FieldProblem("", "no such file")],
+            advice="Give the path of an existing limits file (see docs/safety.md).",
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise FileFormatError(str(p), [FieldProblem("", f"cannot be read: {err}")]) from None
+    return parse_limits(text, source=str(p))
+
+
+def parse_limits(text: str, *, source: str = "<limits>") -> Limits:
+    """Parse limits TOML text; every key must tighten its default."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise FileFormatError(source, [FieldProblem("", f"not valid TOML: {err}")]) from None
+    problems: list[FieldProblem] = []
+    _check_format(data.get("format"), source, problems)
+    if problems and problems[0].field == "format" and "upgrade" in problems[0].message:
+        raise FileFormatError(source, problems, advice="Upgrade lllt to read this file.")
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key in _META_KEYS:
+            if key != "format" and not isinstance(raw, str):
+                problems.append(FieldProblem(key, "expected a string"))
+            continue
+        spec = SPEC_BY_KEY.get(key)
+        if spec is None:
+            known = ", ".join(s.key for s in LIMIT_SPECS)
+            problems.append(FieldProblem(key, f"unknown key; a limits file knows {known}"))
+            continue
+        value = _convert(spec, raw, problems)
+        if value is None:
+            continue
+        if not _is_tighter_or_equal(spec, value):
+            problems.append(FieldProblem(key, _loosening_message(spec, raw, value)))
+            continue
+        values[spec.attr] = value
+    limits = replace(DEFAULT_LIMITS, **values, path=source, from_file=frozenset(values))
+    if limits.warn_temp_c > limits.abort_temp_c:
+        problems.append(
+            FieldProblem(
+                "warn_temperature",
+                f"{limits.warn_temp_c:g} °C is above the abort temperature "
+                f"{limits.abort_temp_c:g} °C; the warning must come first",
+            )
+        )
+    if limits.min_pulse_hz > limits.max_pulse_hz:
+        problems.append(
+            FieldProblem(
+                "min_pulse_frequency",
+                f"{limits.min_pulse_hz:g} Hz is above max_pulse_frequency "
+                f"{limits.max_pulse_hz:g} Hz",
+            )
+        )
+    if problems:
+        raise FileFormatError(
+            source,
+            problems,
+            advice="A limits file may only tighten the defaults (see docs/safety.md).",
+        )
+    return limits
+
+
+def _check_format(fmt: Any, source: str, problems: list[FieldProblem]) -> None:
+    if fmt == FORMAT:
+        return
+    if fmt is None:
+        problems.append(
+            FieldProblem("format", f'missing; the first line should be format = "{FORMAT}"')
+        )
+        return
+    m = _FORMAT_RE.match(str(fmt))
+    if m and int(m.group(1)) > 1:
+        problems.append(
+            FieldProblem(
+                "format", f"{fmt!r} is newer than this lllt knows ({FORMAT!r}); upgrade lllt"
+            )
+        )
+    else:
+        problems.append(FieldProblem("format", f"expected {FORMAT!r}, found {fmt!r}"))
+
+
+def _convert(spec: LimitSpec, raw: Any, problems: list[FieldProblem]) -> float | int | None:
+    """The file's value in the attribute's unit, or None after recording a problem."""
+    if spec.unit is None:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            problems.append(FieldProblem(spec.key, f"expected a whole number, found {raw!r}"))
+            return None
+        if raw < 1:
+            problems.append(FieldProblem(spec.key, f"must be at least 1, found {raw}"))
+            return None
+        return raw
+    if not isinstance(raw, str):
+        problems.append(
+            FieldProblem(
+                spec.key,
+                f'expected a quantity with a unit such as "{_example(spec)}", found {raw!r} '
+                "(a number without a unit is never guessed)",
+            )
+        )
+        return None
+    try:
+        value = _to_unit(raw, spec.unit)
+    except ValueError as err:
+        problems.append(FieldProblem(spec.key, f'{err}; expected e.g. "{_example(spec)}"'))
+        return None
+    if not math.isfinite(value) or (spec.unit != "degC" and value <= 0):
+        problems.append(FieldProblem(spec.key, f"must be a positive finite value, found {raw!r}"))
+        return None
+    return value
+
+
+def _example(spec: LimitSpec) -> str:
+    default = spec.default
+    if spec.unit == "s":
+        return f"{default / HOUR:g} h" if default >= HOUR else f"{default / 60:g} min"
+    if spec.unit == "degC":
+        return f"{default:g} degC"
+    return f"{default:g} {spec.unit}"
+
+
+def _is_tighter_or_equal(spec: LimitSpec, value: float) -> bool:
+    # a tiny tolerance so that "12 h" written as "720 min" is not a loosening
+    eps = 1e-9 * max(1.0, abs(spec.default))
+    if spec.tighter == "lower":
+        return value <= spec.default + eps
+    return value >= spec.default - eps
+
+
+def _loosening_message(spec: LimitSpec, raw: Any, value: float) -> str:
+    verb, allowed = ("raises", "lower") if spec.tighter == "lower" else ("lowers", "raise")
+    return (
+        f"{raw!r} ({_human(value, spec)}) {verb} the default {_human(spec.default, spec)} "
+        f"({spec.source}); a limits file may only {allowed} the {spec.label}"
+    )
+
+
+def _human(value: float, spec: LimitSpec) -> str:
+    if spec.unit == "s":
+        return format_duration(value)
+    return f"{value:g} {spec.unit_label}"
+
+
+_QTY_RE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+
+
+def _to_unit(text: str, unit: str) -> float:
+    """Parse "12 h", "41 °C", "5 mW" into ``unit``; ValueError naming the problem."""
+    import pint  # imported here: only limits files need it, and it takes ~0.2 s
+
+    m = _QTY_RE.match(text)
+    if not m or not m.group(2):
+        raise ValueError(f"{text!r} is not a number followed by a unit")
+    number, unit_text = float(m.group(1)), m.group(2).replace("°C", "degC").replace("℃", "degC")
+    ureg = _registry()
+    try:
+        q = ureg.Quantity(number, unit_text)
+        return float(q.to(unit).magnitude)
+    except pint.errors.DimensionalityError:
+        raise ValueError(f"{text!r} is not in a unit of {unit}") from None
+    except (pint.errors.PintError, AttributeError, TypeError, ValueError, AssertionError):
+        raise ValueError(f"{text!r} has a unit lllt does not know") from None
+
+
+@cache
+def _registry() -> Any:
+    import pint
+
+    return pint.UnitRegistry()
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form: "11 h 58 min", "3 d 4 h", "45 s"."""
+    s = max(0, math.ceil(seconds))
+    if s < 60:
+        return f"{s} s"
+    minutes = math.ceil(s / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
