@@ -843,9 +843,9 @@ def _json_schema_text() -> str:
     out = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://lllt.example/schema/lllt-protocol-1.json",
+        **schema,
         "title": "lllt treatment protocol (lllt-protocol/1)",
         "description": "See docs/protocol-format.md. Quantities are strings with units.",
-        **{k: v for k, v in schema.items() if k != "title"},
     }
     return json.dumps(out)
 

@@ -1,3 +1,270 @@
-"""Placeholder: filled in by its own module owner."""
+"""``lllt protocol check | list | schema``: validate protocol files and show the dose they ask.
 
-from lllt.cli._app import app  # noqa: F401
+``check`` prints the analysis of :func:`lllt.protocol.analyze` for each file (a table, or
+with ``--json`` one JSON list) and one line on stderr per problem, naming the file and the
+field; it exits 0 when every file is valid (and runnable on the chosen device), 2 when
+not. Imports of pydantic, pint and the simulator profiles happen inside the commands so
+that ``lllt --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lllt.cli._app import app, err, handle_errors, print_json
+
+if TYPE_CHECKING:
+    from lllt.info import DeviceInfo
+
+protocol_app = typer.Typer(
+    name="protocol",
+    help="Check, list and describe treatment protocol files.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.add_typer(protocol_app, name="protocol")
+
+
+def _device(device: str | None, profile: str | None) -> tuple[DeviceInfo | None, dict[str, Any]]:
+    from lllt.errors import InvalidInput
+
+    if device and profile:
+        raise InvalidInput("give --device or --profile, not both")
+    if profile:
+        from lllt.info import DeviceInfo
+
+        return DeviceInfo.for_profile(profile), {"profile": profile}
+    if device:
+        from lllt.device import fetch_device_info
+
+        return fetch_device_info(device, timeout=10.0), {"url": device}
+    return None, {}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+@protocol_app.command("check")
+@handle_errors
+def check(
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FILE", help="Protocol files (.toml, .yaml, .yml, .json) or shipped ids."
+        ),
+    ],
+    device: str | None = typer.Option(
+        None, "--device", "-d", help="Check against this device, e.g. sim://reference-cap."
+    ),
+    profile: str | None = typer.Option(
+        None, "--profile", "-p", help="Check against a packaged device profile (offline)."
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print one JSON document: a list with one object per file."
+    ),
+) -> None:
+    """Validate protocol files and print the dose they ask for."""
+    from lllt.protocol import check_file
+
+    info, label = _device(device, profile)
+    results = [check_file(f, info) for f in files]
+    for result in results:
+        if result.get("device") is not None:
+            result["device"] = {**label, **result["device"]}
+        for problem in result["errors"]:
+            where = f"{problem['field']}: " if problem["field"] else ""
+            err(f"error: {result['file']}: {where}{_one_line(problem['message'])}")
+    if json_out:
+        print_json(results)
+    else:
+        for result in results:
+            _print_analysis(result, label)
+    if not all(r["valid"] for r in results):
+        raise typer.Exit(2)
+
+
+# --- text output --------------------------------------------------------------------------
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _fluence_text(fluence: dict[str, float]) -> str:
+    return ", ".join(f"{wl} nm {_num(f)}" for wl, f in fluence.items()) or "-"
+
+
+def _emit_text(emit: dict[str, float]) -> str:
+    return ", ".join(f"{key} {_num(irr)} mW/cm²" for key, irr in emit.items())
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _schedule_text(schedule: dict[str, Any] | None) -> str:
+    from lllt.units import human_duration
+
+    if not schedule:
+        return "none given (the host's default limits apply)"
+    parts = []
+    if schedule["min_interval_s"] is not None:
+        parts.append(f"at least {human_duration(schedule['min_interval_s'])} between sessions")
+    if schedule["max_sessions_per_week"] is not None:
+        parts.append(f"at most {schedule['max_sessions_per_week']} per week")
+    if schedule["course_s"] is not None:
+        parts.append(f"course {human_duration(schedule['course_s'])}")
+    return ", ".join(parts) or "none given"
+
+
+def _print_analysis(result: dict[str, Any], label: dict[str, Any]) -> None:
+    from lllt.units import human_duration
+
+    target = label.get("profile") or label.get("url")
+    if not result.get("phases"):
+        print(f"{result['file']}: invalid (problems above)")
+        return
+    if not result["valid"]:
+        status = f"not runnable on {target} (problems above)"
+    else:
+        status = f"valid on {target}" if target else "valid (no device given)"
+    print(f"{result['file']}: {status}")
+    research = "  [research only: `lllt run` needs --research]" if result["research"] else ""
+    print(f"  {result['id']}: {result['name']}{research}")
+    rows = [["phase", "ends on", "time", "ramp", "pulse", "emit", "zones", "fluence J/cm²"]]
+    for phase in result["phases"]:
+        time = human_duration(phase["duration_s"])
+        if phase["kind"] == "fluence":
+            ends = f"{_num(phase['fluence_target_j_cm2'])} J/cm²"
+            time = f"~{time} (max {human_duration(phase['max_duration_s'])})"
+        else:
+            ends = "duration"
+        pulse = phase["pulse"]
+        pulse_text = (
+            f"{_num(pulse['frequency_hz'])} Hz {_num(pulse['duty_pct'])} %" if pulse else "CW"
+        )
+        fluence = _fluence_text(phase["fluence_j_cm2"])
+        if not phase["fluence_j_cm2"] and phase.get("channel_fluence_j_cm2"):
+            fluence = ", ".join(
+                f"{ch} {_num(f)}" for ch, f in phase["channel_fluence_j_cm2"].items()
+            )
+        rows.append(
+            [
+                phase["name"],
+                ends,
+                time,
+                human_duration(phase["ramp_s"]) if phase["ramp_s"] else "-",
+                pulse_text,
+                _emit_text(phase["emit"]),
+                ",".join(phase["zones"]),
+                fluence,
+            ]
+        )
+    total = human_duration(result["total_duration_s"])
+    if result["max_duration_s"] > result["total_duration_s"]:
+        total = f"~{total} (max {human_duration(result['max_duration_s'])})"
+    rows.append(["total", "", total, "", "", "", "", _fluence_text(result["fluence_j_cm2"])])
+    for line in _table(rows):
+        print(line)
+    print(f"  schedule: {_schedule_text(result['schedule'])}")
+    if result["references"]:
+        print(f"  references: {'; '.join(result['references'])}")
+    print()
+
+
+# --- list and schema ---------------------------------------------------------------------
+
+
+@protocol_app.command("list")
+@handle_errors
+def list_(
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON list."),
+) -> None:
+    """Show the shipped protocols and the device profile each was written for."""
+    from lllt.errors import FileFormatError
+    from lllt.protocol import load_protocol, shipped_protocols
+    from lllt.units import human_duration
+
+    entries = []
+    for path in shipped_protocols():
+        try:
+            protocol = load_protocol(path)
+        except FileFormatError as error:  # a broken install: say which file, keep listing
+            err(f"error: {_one_line(str(error))}")
+            continue
+        fluence_phase = any(p.is_fluence for p in protocol.phases)
+        entries.append(
+            {
+                "id": protocol.id,
+                "name": protocol.name,
+                "file": str(path),
+                "wavelengths_nm": list(protocol.wavelengths),
+                "session_s": protocol.expected_duration_s,
+                "ends_on_fluence": fluence_phase,
+                "schedule": _schedule_text(
+                    {
+                        "min_interval_s": protocol.schedule.min_interval,
+                        "max_sessions_per_week": protocol.schedule.max_sessions_per_week,
+                        "course_s": protocol.schedule.course,
+                    }
+                    if protocol.schedule
+                    else None
+                ),
+                "profile": protocol.meta.profile if protocol.meta else None,
+                "research": protocol.research,
+            }
+        )
+    if json_out:
+        print_json(entries)
+        return
+    rows = [["id", "wavelengths", "session", "schedule", "profile"]]
+    for e in entries:
+        session = human_duration(e["session_s"])
+        rows.append(
+            [
+                e["id"] + (" (research)" if e["research"] else ""),
+                ", ".join(f"{wl} nm" for wl in e["wavelengths_nm"]),
+                f"~{session} (to a fluence)" if e["ends_on_fluence"] else session,
+                e["schedule"],
+                e["profile"] or "-",
+            ]
+        )
+    for line in _table(rows, indent=""):
+        print(line)
+    print("\nCheck one with: lllt protocol check ID --profile PROFILE")
+
+
+@protocol_app.command("schema")
+@handle_errors
+def schema(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the schema to this file instead of stdout."),
+    ] = None,
+) -> None:
+    """Write the JSON Schema of protocol files (for editors that validate as you type)."""
+    import json
+
+    from lllt.errors import InvalidInput
+    from lllt.protocol import json_schema
+
+    text = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        print(text, end="")
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise InvalidInput(
+            f"cannot write {output}: {error.strerror or error}",
+            advice="Give a path in a writable directory with -o, or leave -o out for stdout.",
+        ) from None
