@@ -148,12 +148,8 @@ def figure(
     # temperature per zone, with the limits (zone colours stay clear of the limit colours)
     zone_colors = ["tab:blue", "tab:green", "tab:cyan", "tab:olive", "tab:brown", "tab:gray"]
     for zi, zone in enumerate(row.zones):
-        ys = [
-            math.nan if zi >= len(r.temperature) or r.temperature[zi] is None
-            else r.temperature[zi]
-            for r in telemetry
-        ]  # fmt: skip
-        seen = any(not math.isnan(y) for y in ys)  # type: ignore[arg-type]
+        ys = [_reading(r.temperature, zi) for r in telemetry]
+        seen = any(not math.isnan(y) for y in ys)
         ax_temp.plot(
             xs,
             ys,
@@ -270,6 +266,12 @@ def figure(
         fontsize=11,
     )
     return fig
+
+
+def _reading(values: tuple[float | None, ...], index: int) -> float:
+    """A zone's temperature, NaN (a gap in the line) when there is no reading."""
+    value = values[index] if index < len(values) else None
+    return math.nan if value is None else value
 
 
 def _origin(row: SessionRow, telemetry: list[TelemetryRow]) -> float:

@@ -975,9 +975,42 @@ class Store:
     def recorder(
         self, session_id: int, *, wall_clock: Callable[[], float] = time.monotonic
     ) -> SessionRecorder:
-        """A recorder for an existing session (e.g. after reconnecting in the same process)."""
+        """A recorder that carries on an existing session (after a reconnect, say).
+
+        It resumes where the log stands: the delivered fluence never goes below what was
+        recorded, the deepest derating is kept, and a phase under way when the previous
+        recorder stopped keeps its start (time and fluence baseline).
+        """
         row = self.session(session_id)
-        return SessionRecorder(self, row.id, row.channels, row.plan_id, wall_clock=wall_clock)
+        rec = SessionRecorder(self, row.id, row.channels, row.plan_id, wall_clock=wall_clock)
+        with self._guard():
+            last = self._conn.execute(
+                "SELECT step FROM telemetry WHERE session_id = ? ORDER BY t DESC, rowid DESC "
+                "LIMIT 1",
+                (row.id,),
+            ).fetchone()
+            first = None
+            if last is not None and last[0] != wire.NO_INDEX:
+                first = self._conn.execute(
+                    "SELECT t, fluence_json FROM telemetry WHERE session_id = ? AND step = ? "
+                    "ORDER BY t, rowid LIMIT 1",
+                    (row.id, last[0]),
+                ).fetchone()
+        phases = {p.index: p for p in self.phases(row.id)}
+        resume = None
+        if first is not None:
+            phase = phases.get(last[0])
+            started = phase.started_at if phase and phase.started_at is not None else first[0]
+            resume = (int(last[0]), started, tuple(json.loads(first[1])))
+        rec._resume(
+            delivered=tuple(row.delivered_by_channel.get(c.id, 0.0) for c in row.channels),
+            min_derate=row.min_derate_permille,
+            phase=resume,
+            phase_min_derate=phases[last[0]].min_derate_permille
+            if resume and last[0] in phases
+            else 1000,
+        )
+        return rec
 
     def mark_interrupted(self, now: float, *, stale_after_s: float = 3600.0) -> list[int]:
         """Rows left ``pending``/``running`` by a host process that no longer exists.
@@ -1366,12 +1399,13 @@ class Store:
             interval = max(interval, last_interval)
         candidates: list[tuple[float, str]] = []
         if last is not None:
-            at = last.effective_end + interval
-            basis = (
-                f"minimum interval {_hours(interval)} after session {last.id} "
-                f"ended {iso_utc(last.effective_end)}"
+            candidates.append(
+                (
+                    last.effective_end + interval,
+                    f"minimum interval {_hours(interval)} after session {last.id} "
+                    f"ended {iso_utc(last.effective_end)}",
+                )
             )
-            candidates.append((at, basis))
         per_week = None if last is None else last.max_sessions_per_week
         if per_week is not None and len(week) >= per_week > 0:
             # the session that must leave the window for one more to fit
@@ -1382,9 +1416,11 @@ class Store:
                     f"{len(week)} sessions in the last 7 days (protocol allows {per_week})",
                 )
             )
-        at, basis = max(candidates) if candidates else (None, "")
-        if at is not None and at <= now:
-            at, basis = None, ""
+        # the latest constraint decides; one already past allows a session now
+        at: float | None = None
+        basis = ""
+        if candidates and max(candidates)[0] > now:
+            at, basis = max(candidates)
         return HistorySummary(
             simulated=simulated,
             now=now,
@@ -1479,6 +1515,21 @@ class SessionRecorder:
         self.write_error: StoreError | None = None
         self.finished = False
 
+    def _resume(
+        self,
+        *,
+        delivered: tuple[float, ...],
+        min_derate: int,
+        phase: tuple[int, float, tuple[float, ...]] | None,
+        phase_min_derate: int,
+    ) -> None:
+        """Carry on from what the log holds (see :meth:`Store.recorder`)."""
+        self._delivered = self._flushed_delivered = delivered
+        self._min_derate = min_derate
+        if phase is not None:
+            self._step, self._phase_start_t, self._phase_start_fluence = phase
+            self._phase_min_derate = phase_min_derate
+
     # --- lifecycle -------------------------------------------------------------------
     def started(self, t: float, *, plan_id: int | None = None) -> None:
         """The device confirmed START: status ``running`` (durable)."""
@@ -1521,9 +1572,13 @@ class SessionRecorder:
             raise ValueError(f"unknown session status {status!r}") from None
         if status not in FINAL_STATUSES:
             raise ValueError(f"a session cannot finish as {status.value!r}")
+        self._progress()  # the frames since the last batch count too
         if self._last is not None and self._last[1] is not self._last_kept:
             self._kept.append((self._last[0], self._last[1], Kept.LAST))
-        if self._step != wire.NO_INDEX and self._last is not None:
+        own = self._last is not None and (
+            self.plan_id is None or self._last[1].plan_id == self.plan_id
+        )
+        if self._step != wire.NO_INDEX and self._last is not None and own:
             self._close_phase(t, self._last[1].fluence)
             self._step = wire.NO_INDEX
         row = self.store.session(self.session_id)
@@ -1534,7 +1589,7 @@ class SessionRecorder:
         else:
             by_ch = row.delivered_by_channel
         by_wl = wavelength_fluence(by_ch, self._channel_wl)
-        if actual_duration_s is None and self._last is not None and self._last[1].elapsed_ms:
+        if actual_duration_s is None and own and self._last and self._last[1].elapsed_ms:
             actual_duration_s = self._last[1].elapsed_ms / 1000.0
         if actual_duration_s is None and row.started_at is not None:
             actual_duration_s = t - row.started_at
@@ -1653,7 +1708,7 @@ class SessionRecorder:
                 (
                     "INSERT INTO phases (session_id, idx, name, kind, started_at) "
                     "VALUES (?, ?, ?, 'duration', ?) ON CONFLICT (session_id, idx) "
-                    "DO UPDATE SET started_at = excluded.started_at",
+                    "DO UPDATE SET started_at = coalesce(phases.started_at, excluded.started_at)",
                     (self.session_id, tel.step, f"step {tel.step}", t),
                 )
             )

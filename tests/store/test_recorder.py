@@ -180,3 +180,38 @@ def test_session_row_is_written_before_start_and_updated(db_path: Path, store: S
     assert _committed(db_path, "SELECT count(*) FROM phases") == [(2,)]
     rec.started(T0 + 1, plan_id=7)
     assert _committed(db_path, "SELECT status, started_at FROM sessions") == [("running", T0 + 1)]
+
+
+def test_finish_counts_the_frames_since_the_last_batch(store: Store) -> None:
+    wall = FakeWall()  # never advances: no timed batch at all
+    rec = store.begin_session(session_start(), created_at=T0, wall_clock=wall)
+    rec.started(T0, plan_id=7)
+    for i in range(151):  # the last batch was at the step change, frame 100
+        rec.sample(T0 + i * 0.1, frame(i))
+    row = rec.finish(T0 + 15.1, status=Status.STOPPED, outcome="stopped", exit_code=130)
+    assert row.delivered_fluence[655] == pytest.approx(0.045)  # frame 150's counters
+    assert row.actual_duration_s == 15.0  # the device's running time
+
+
+def test_a_new_recorder_carries_on_a_session(store: Store) -> None:
+    whole = store.begin_session(session_start(), created_at=T0)
+    whole.started(T0, plan_id=7)
+    for i in range(320):
+        whole.sample(T0 + i * 0.1, frame(i, derate=700 if i == 50 else 1000))
+    expected = whole.finish(T0 + 32, status=Status.COMPLETED, outcome="completed", exit_code=0)
+
+    first = store.begin_session(session_start(), created_at=T0)
+    first.started(T0, plan_id=7)
+    for i in range(150):  # into the treatment phase, then the link drops
+        first.sample(T0 + i * 0.1, frame(i, derate=700 if i == 50 else 1000))
+    first.flush()
+    second = store.recorder(first.session_id)
+    for i in range(180, 320):  # reconnected 3 s later
+        second.sample(T0 + i * 0.1, frame(i))
+    row = second.finish(T0 + 32, status=Status.COMPLETED, outcome="completed", exit_code=0)
+
+    assert row.delivered_fluence == expected.delivered_fluence
+    assert (row.derated, row.min_derate_permille) == (True, 700)
+    got = [(p.started_at, p.ended_at, p.delivered_fluence) for p in store.phases(row.id)]
+    want = [(p.started_at, p.ended_at, p.delivered_fluence) for p in store.phases(expected.id)]
+    assert got == want
