@@ -12,8 +12,9 @@ Rules an implementation must follow, because the safety checks rely on them:
   time the start plus its planned maximum duration: not knowing must never allow more;
 - a session counts (for spacing and sessions per week) when it emitted at all, whatever
   its outcome: an aborted session still exposed the scalp;
-- ``fluence_since(t, wl)`` counts every session that *ended* at or after ``t`` (a session
-  overlapping the start of a window counts in full, which is conservative).
+- ``fluence_since(t, wl)`` counts every session that *ended* after ``t`` (a session
+  overlapping the start of a window counts in full, which is conservative); a session
+  leaves a window of length W exactly W after it ended.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class PastSession:
 @runtime_checkable
 class History(Protocol):
     def sessions_since(self, t: float) -> Sequence[PastSession]:
-        """Sessions that ended at or after ``t``, oldest first."""
+        """Sessions that ended after ``t``, oldest first."""
         ...
 
     def last_session_end(self) -> float | None:
@@ -49,7 +50,7 @@ class History(Protocol):
         ...
 
     def fluence_since(self, t: float, wavelength_nm: int) -> float:
-        """J/cm² of one wavelength delivered by sessions that ended at or after ``t``."""
+        """J/cm² of one wavelength delivered by sessions that ended after ``t``."""
         ...
 
 
@@ -64,7 +65,7 @@ class MemoryHistory:
         self._sessions.sort(key=lambda s: s.end)
 
     def sessions_since(self, t: float) -> Sequence[PastSession]:
-        return [s for s in self._sessions if s.end >= t]
+        return [s for s in self._sessions if s.end > t]
 
     def last_session_end(self) -> float | None:
         return self._sessions[-1].end if self._sessions else None
@@ -73,7 +74,7 @@ class MemoryHistory:
         return self._sessions[-1].min_interval_s if self._sessions else None
 
     def fluence_since(self, t: float, wavelength_nm: int) -> float:
-        return sum(s.fluence_j_cm2.get(wavelength_nm, 0.0) for s in self._sessions if s.end >= t)
+        return sum(s.fluence_j_cm2.get(wavelength_nm, 0.0) for s in self._sessions if s.end > t)
 
 
 class StoreHistory(MemoryHistory):

@@ -19,15 +19,18 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from lllt import wire
+from lllt import units, wire
 from lllt.errors import FieldProblem, FileFormatError
+from lllt.units import Kind
 
 FORMAT = "lllt-limits/1"
 _FORMAT_RE = re.compile(r"^lllt-limits/(\d+)$")
+
+#: A temperature threshold below this is a mistake (a resting scalp reads 32-35 °C).
+MIN_PLAUSIBLE_TEMP_C = 36.0
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -312,33 +315,24 @@ def _convert(spec: LimitSpec, raw: Any, problems: list[FieldProblem]) -> float |
             problems.append(FieldProblem(spec.key, f"must be at least 1, found {raw}"))
             return None
         return raw
-    if not isinstance(raw, str):
+    value = _to_unit(raw, spec.unit)
+    if isinstance(value, str):
+        problems.append(FieldProblem(spec.key, value))
+        return None
+    if spec.unit == "degC" and value < MIN_PLAUSIBLE_TEMP_C:
+        # lower is tighter, but a threshold below a resting scalp would stop every session
         problems.append(
             FieldProblem(
                 spec.key,
-                f'expected a quantity with a unit such as "{_example(spec)}", found {raw!r} '
-                "(a number without a unit is never guessed)",
+                f"{raw!r} is below {MIN_PLAUSIBLE_TEMP_C:g} °C, under a resting scalp's "
+                "temperature: every session would stop at once",
             )
         )
         return None
-    try:
-        value = _to_unit(raw, spec.unit)
-    except ValueError as err:
-        problems.append(FieldProblem(spec.key, f'{err}; expected e.g. "{_example(spec)}"'))
-        return None
-    if not math.isfinite(value) or (spec.unit != "degC" and value <= 0):
-        problems.append(FieldProblem(spec.key, f"must be a positive finite value, found {raw!r}"))
+    if spec.unit != "degC" and value <= 0:
+        problems.append(FieldProblem(spec.key, f"must be positive, found {raw!r}"))
         return None
     return value
-
-
-def _example(spec: LimitSpec) -> str:
-    default = spec.default
-    if spec.unit == "s":
-        return f"{default / HOUR:g} h" if default >= HOUR else f"{default / 60:g} min"
-    if spec.unit == "degC":
-        return f"{default:g} degC"
-    return f"{default:g} {spec.unit}"
 
 
 def _is_tighter_or_equal(spec: LimitSpec, value: float) -> bool:
@@ -351,9 +345,11 @@ def _is_tighter_or_equal(spec: LimitSpec, value: float) -> bool:
 
 def _loosening_message(spec: LimitSpec, raw: Any, value: float) -> str:
     verb, allowed = ("raises", "lower") if spec.tighter == "lower" else ("lowers", "raise")
+    shown = _human(value, spec)
+    given = repr(raw) if str(raw) == shown else f"{raw!r} ({shown})"
     return (
-        f"{raw!r} ({_human(value, spec)}) {verb} the default {_human(spec.default, spec)} "
-        f"({spec.source}); a limits file may only {allowed} the {spec.label}"
+        f"{given} {verb} the default {_human(spec.default, spec)} ({spec.source}); "
+        f"a limits file may only {allowed} the {spec.label}"
     )
 
 
@@ -363,32 +359,42 @@ def _human(value: float, spec: LimitSpec) -> str:
     return f"{value:g} {spec.unit_label}"
 
 
-_QTY_RE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+_KINDS = {
+    "mW/cm^2": Kind.IRRADIANCE,
+    "J/cm^2": Kind.FLUENCE,
+    "s": Kind.TIME,
+    "degC": Kind.TEMPERATURE,
+    "Hz": Kind.FREQUENCY,
+}
 
 
-def _to_unit(text: str, unit: str) -> float:
-    """Parse "12 h", "41 °C", "5 mW" into ``unit``; ValueError naming the problem."""
-    import pint  # imported here: only limits files need it, and it takes ~0.2 s
+def _to_unit(raw: Any, unit: str) -> float | str:
+    """``raw`` ("12 h", "41 °C", "5 mW") in ``unit``, or what is wrong with it.
 
-    m = _QTY_RE.match(text)
-    if not m or not m.group(2):
-        raise ValueError(f"{text!r} is not a number followed by a unit")
-    number, unit_text = float(m.group(1)), m.group(2).replace("°C", "degC").replace("℃", "degC")
-    ureg = _registry()
+    Units go through the one registry of :mod:`lllt.units`, as in protocol files; a bare
+    number is refused there, never guessed.
+    """
+    kind = _KINDS.get(unit)
+    if kind is not None:
+        result = units.try_parse(raw, kind)
+        return str(result) if isinstance(result, units.UnitProblem) else result
+    # optical power of one emitter: a kind protocol files do not need
+    expected = f"a power with its unit, such as '5 {unit}'"
+    m = _QTY_RE.match(raw) if isinstance(raw, str) else None
+    if m is None or not m.group(2):
+        return f"found {raw!r}; expected {expected}"
+    ureg = units.registry()
     try:
-        q = ureg.Quantity(number, unit_text)
-        return float(q.to(unit).magnitude)
-    except pint.errors.DimensionalityError:
-        raise ValueError(f"{text!r} is not in a unit of {unit}") from None
-    except (pint.errors.PintError, AttributeError, TypeError, ValueError, AssertionError):
-        raise ValueError(f"{text!r} has a unit lllt does not know") from None
+        parsed = ureg.parse_units(m.group(2))
+        if parsed.dimensionality != ureg.parse_units(unit).dimensionality:
+            return f"found {raw!r}, which is not a power; expected {expected}"
+        value = float(ureg.Quantity(float(m.group(1)), parsed).to(unit).magnitude)
+    except Exception:  # pint raises many kinds of errors for text it cannot read
+        return f"found {raw!r}, whose unit lllt does not know; expected {expected}"
+    return value if math.isfinite(value) else f"found {raw!r}; expected {expected}"
 
 
-@cache
-def _registry() -> Any:
-    import pint
-
-    return pint.UnitRegistry()
+_QTY_RE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
 
 
 def format_duration(seconds: float) -> str:
@@ -400,7 +406,7 @@ def format_duration(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
-    if hours < 48:
+    if hours < 72:  # "48 h" reads better than "2 d" for session intervals
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"

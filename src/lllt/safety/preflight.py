@@ -862,7 +862,7 @@ def _fluence_allowed_at(
         return None
     # the window total only drops when a session leaves it, i.e. at some session end + window
     for s in history.sessions_since(now - window):
-        t = s.end + window + 1e-3  # just after it leaves
+        t = s.end + window  # the moment it leaves the window
         if t > now and history.fluence_since(t - window, wl) + planned <= cap + _FLUENCE_EPS:
             return t
     return None

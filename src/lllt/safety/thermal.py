@@ -200,7 +200,7 @@ class ThermalPrediction:
     steps: tuple[StepPrediction, ...]
     times_s: tuple[float, ...]
     scalp_c: tuple[tuple[float, ...], ...]  # per zone (HELLO order), one value per time
-    permille: tuple[int, ...]  # output factor per time
+    permille: tuple[int, ...]  # output factor in force from each time on
     problems: tuple[ThermalProblem, ...]
 
     @property
@@ -448,7 +448,6 @@ def predict(
                 elapsed += h
             t = step_start + elapsed
             times.append(t)
-            permille_traj.append(permille)
             hottest = -math.inf
             for gi in range(ng):
                 v = ts[gi]
@@ -469,6 +468,7 @@ def predict(
                     permille = derate.next_permille(permille)
                     last_derate = t
                     min_pm = min(min_pm, permille)
+            permille_traj.append(permille)  # the factor in force from t on
         if step_peak == -math.inf:  # an empty step
             step_peak = max(ts) if ts else 0.0
 
