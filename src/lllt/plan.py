@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lllt import wire
 from lllt.errors import FieldProblem, PlanError
+from lllt.units import human_duration
 
 if TYPE_CHECKING:
     from lllt.info import DeviceInfo
@@ -359,8 +360,9 @@ def _check_device_limits(plan: SessionPlan, problems: _Problems) -> None:
         ) else ""  # fmt: skip
         problems.add(
             "phases",
-            f"the session may run {_fmt(total)} s{bounded}; the device's maximum session is "
-            f"{_fmt(limits.max_session_s)} s",
+            f"the session may run {_fmt(total)} s ({human_duration(total)}){bounded}; the "
+            f"device's maximum session is {_fmt(limits.max_session_s)} s "
+            f"({human_duration(limits.max_session_s)})",
         )
     over: dict[tuple[int, float], list[wire.ChannelInfo]] = {}
     for ch, fluence in sorted(plan.fluence_by_channel().items()):

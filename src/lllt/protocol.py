@@ -537,7 +537,8 @@ def _problem(error: Any) -> list[FieldProblem]:
         loc = loc[:-1]
     if kind == "lllt":
         if "problems" in ctx:
-            return [FieldProblem(_path((*loc, *f.split("."))), m) for f, m in ctx["problems"]]
+            prefix = _path(loc)
+            return [FieldProblem(f"{prefix}.{f}" if prefix else f, m) for f, m in ctx["problems"]]
         if "field" in ctx:
             loc = (*loc, ctx["field"])
         return [FieldProblem(_path(loc), ctx["message"])]
@@ -555,7 +556,8 @@ def _problem(error: Any) -> list[FieldProblem]:
     elif kind == "string_too_long":
         message = f"is too long; expected at most {ctx.get('max_length')} characters"
     elif kind == "too_short":
-        message = f"is empty; expected at least {ctx.get('min_length')}"
+        n = ctx.get("min_length")
+        message = f"is empty; expected at least {n} {'entry' if n == 1 else 'entries'}"
     elif kind == "too_long":
         message = f"has {ctx.get('actual_length')}; expected at most {ctx.get('max_length')}"
     elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
@@ -774,7 +776,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return json.dumps(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON escapes are valid TOML escapes
+        # JSON escapes are valid TOML escapes; TOML also forbids a raw DEL
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
