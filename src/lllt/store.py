@@ -36,13 +36,15 @@ Session statuses (``Status``):
 - ``reconciled``: an interrupted session completed from the device's own session record
   (the note keeps that the host was interrupted).
 
-History queries (``HistorySummary``) serve preflight and ``lllt history``. They filter by
-``simulated``: sessions on a simulated device only constrain simulated sessions and real
-ones only real ones, because a simulator run delivers no light to anyone and must never
-block a real treatment, while a real treatment must not make test runs refuse.
-Interrupted sessions count with their last known fluence (conservative), and a session
-counts for the interval and weekly checks once it may have emitted (START confirmed, or
-interrupted before we knew).
+History queries (``fluence_since``, ``sessions_since``, ``last_session`` ...) give the
+facts that preflight (through ``lllt.safety.history.StoreHistory``) and ``lllt history``
+weigh. They filter by ``simulated``: sessions on a simulated device only constrain
+simulated sessions and real ones only real ones, because a simulator run delivers no
+light to anyone and must never block a real treatment, while a real treatment must not
+make test runs refuse. A session counts once it may have emitted (START confirmed, or
+interrupted before we knew), with the fluence last recorded (an interrupted session's
+known partial fluence), and ends at ``SessionRow.effective_end``: for a session the host
+lost, the latest it may have ended (the device runs a finite plan on its own).
 """
 
 from __future__ import annotations
@@ -73,10 +75,6 @@ if TYPE_CHECKING:
 
 #: ``PRAGMA application_id`` of an lllt session log ("LLLT")
 APPLICATION_ID = 0x4C4C4C54
-#: REFERENCE.md: at most one session per 12 h unless the protocol asks for longer
-DEFAULT_MIN_INTERVAL_S = 12 * 3600.0
-DAY_S = 86400.0
-WEEK_S = 7 * DAY_S
 
 ENV_DB = "LLLT_DB"
 UPGRADE_ADVICE = "Upgrade lllt (pip install -U lllt) to read this session log."
@@ -497,9 +495,10 @@ class SessionRow:
         if self.ended_at is not None:
             return self.ended_at
         begin = self.started_at if self.started_at is not None else self.created_at
-        # the device runs a finite plan on its own after the host vanished (policy FINISH)
-        guess = begin + (self.expected_duration_s or 0.0)
-        return max(guess, self.heartbeat_at or begin)
+        # the device runs a finite plan on its own after the host vanished (policy FINISH),
+        # a fluence-target step possibly up to its maximum: assume the longest
+        longest = max(self.expected_duration_s or 0.0, self.max_duration_s or 0.0)
+        return max(begin + longest, self.heartbeat_at or begin)
 
     @property
     def duration_s(self) -> float | None:
@@ -666,41 +665,6 @@ class TelemetryRow:
             "temperature_c": list(self.temperature),
             "ambient_c": self.ambient,
             "kept": self.kept,
-        }
-
-
-@dataclass(frozen=True)
-class HistorySummary:
-    """What the history says about starting a session now (one kind: real or simulated)."""
-
-    simulated: bool
-    now: float
-    fluence_24h: dict[int, float]  # J/cm² per wavelength, sessions overlapping the window
-    fluence_7d: dict[int, float]
-    sessions_7d: int
-    last_end: float | None
-    last_min_interval_s: float | None  # the last session's protocol minimum interval
-    last_max_sessions_per_week: int | None
-    min_interval_s: float  # the interval applied: max(default, the last protocol's)
-    next_allowed_at: float | None  # None: allowed now
-    next_allowed_basis: str  # why, in words ("" when allowed now)
-
-    @property
-    def allowed_now(self) -> bool:
-        return self.next_allowed_at is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "simulated": self.simulated,
-            "fluence_24h_j_cm2": {str(k): v for k, v in sorted(self.fluence_24h.items())},
-            "fluence_7d_j_cm2": {str(k): v for k, v in sorted(self.fluence_7d.items())},
-            "sessions_7d": self.sessions_7d,
-            "last_end": iso_utc(self.last_end),
-            "last_min_interval_s": self.last_min_interval_s,
-            "min_interval_s": self.min_interval_s,
-            "allowed_now": self.allowed_now,
-            "next_allowed_at": iso_utc(self.next_allowed_at),
-            "basis": self.next_allowed_basis,
         }
 
 
@@ -1339,15 +1303,23 @@ class Store:
             for r in rows
         ]  # fmt: skip
 
-    # --- history queries (preflight and `lllt history`) -------------------------------
+    # --- history queries (facts for preflight and `lllt history`) ---------------------
+    # A session counts once it may have emitted (START confirmed, or lost by its host
+    # before we knew); its end is ``effective_end``; fluence is what was recorded. How
+    # preflight weighs a session not yet reconciled is decided in lllt.safety.history.
     def fluence_since(self, since: float, *, simulated: bool) -> dict[int, float]:
-        """J/cm² per wavelength of the sessions that overlap [since, now]."""
+        """J/cm² per wavelength of the sessions that ended at or after ``since``."""
         out: dict[int, float] = {}
         for row in self._counted(simulated):
             if row.effective_end >= since:
                 for wl, f in row.delivered_fluence.items():
                     out[wl] = out.get(wl, 0.0) + f
         return out
+
+    def sessions_since(self, since: float, *, simulated: bool) -> list[SessionRow]:
+        """Sessions that ended at or after ``since``, oldest end first."""
+        rows = [r for r in self._counted(simulated) if r.effective_end >= since]
+        return sorted(rows, key=lambda r: r.effective_end)
 
     def last_session(self, *, simulated: bool) -> SessionRow | None:
         """The session that ended last among those that may have emitted."""
@@ -1358,8 +1330,10 @@ class Store:
         last = self.last_session(simulated=simulated)
         return None if last is None else last.effective_end
 
-    def sessions_since(self, since: float, *, simulated: bool) -> int:
-        return sum(1 for r in self._counted(simulated) if _begin(r) >= since)
+    def last_min_interval_s(self, *, simulated: bool) -> float | None:
+        """The minimum interval the last session's protocol asked for, if any."""
+        last = self.last_session(simulated=simulated)
+        return None if last is None else last.min_interval_s
 
     def _counted(self, simulated: bool) -> list[SessionRow]:
         rows = self._select(
@@ -1368,88 +1342,12 @@ class Store:
         )
         return [r for r in rows if r.counts]
 
-    def history_summary(
-        self,
-        now: float,
-        *,
-        simulated: bool,
-        default_min_interval_s: float = DEFAULT_MIN_INTERVAL_S,
-    ) -> HistorySummary:
-        """Totals over 24 h and 7 days, and when the next session is allowed.
-
-        The next session waits for ``last end + max(default, the last protocol's minimum
-        interval)`` and, when the last protocol caps sessions per week and the last 7 days
-        already hold that many, for the oldest of them to leave the 7-day window.
-        """
-        rows = self._counted(simulated)
-        f24: dict[int, float] = {}
-        f7: dict[int, float] = {}
-        for r in rows:
-            end = r.effective_end
-            for wl, f in r.delivered_fluence.items():
-                if end >= now - DAY_S:
-                    f24[wl] = f24.get(wl, 0.0) + f
-                if end >= now - WEEK_S:
-                    f7[wl] = f7.get(wl, 0.0) + f
-        week = sorted(_begin(r) for r in rows if _begin(r) >= now - WEEK_S)
-        last = max(rows, key=lambda r: r.effective_end) if rows else None
-        interval = default_min_interval_s
-        last_interval = None if last is None else last.min_interval_s
-        if last_interval is not None:
-            interval = max(interval, last_interval)
-        candidates: list[tuple[float, str]] = []
-        if last is not None:
-            candidates.append(
-                (
-                    last.effective_end + interval,
-                    f"minimum interval {_hours(interval)} after session {last.id} "
-                    f"ended {iso_utc(last.effective_end)}",
-                )
-            )
-        per_week = None if last is None else last.max_sessions_per_week
-        if per_week is not None and len(week) >= per_week > 0:
-            # the session that must leave the window for one more to fit
-            oldest = week[len(week) - per_week]
-            candidates.append(
-                (
-                    oldest + WEEK_S,
-                    f"{len(week)} sessions in the last 7 days (protocol allows {per_week})",
-                )
-            )
-        # the latest constraint decides; one already past allows a session now
-        at: float | None = None
-        basis = ""
-        if candidates and max(candidates)[0] > now:
-            at, basis = max(candidates)
-        return HistorySummary(
-            simulated=simulated,
-            now=now,
-            fluence_24h=f24,
-            fluence_7d=f7,
-            sessions_7d=len(week),
-            last_end=None if last is None else last.effective_end,
-            last_min_interval_s=last_interval,
-            last_max_sessions_per_week=per_week,
-            min_interval_s=interval,
-            next_allowed_at=at,
-            next_allowed_basis=basis,
-        )
-
     def has_sessions(self, *, simulated: bool) -> bool:
         with self._guard():
             row = self._conn.execute(
                 "SELECT 1 FROM sessions WHERE simulated = ? LIMIT 1", (int(simulated),)
             ).fetchone()
         return row is not None
-
-
-def _begin(row: SessionRow) -> float:
-    return row.started_at if row.started_at is not None else row.created_at
-
-
-def _hours(seconds: float) -> str:
-    h = seconds / 3600.0
-    return f"{h:g} h" if h == int(h) else f"{h:.1f} h"
 
 
 def _enum_name(enum: type[IntEnum], value: int) -> str:

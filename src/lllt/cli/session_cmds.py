@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,7 +21,8 @@ from lllt.cli._app import app, handle_errors, print_json
 from lllt.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from lllt.store import HistorySummary, SessionRow, Store
+    from lllt.safety import Limits
+    from lllt.store import SessionRow, Store
 
 _DB_HELP = "Session log file (default: LLLT_DB, else sessions.db in the user data folder)."
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
@@ -69,45 +71,32 @@ def history(
     db: DbOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     limit: int = typer.Option(20, "--limit", min=1, help="Show at most this many sessions."),
+    limits: Annotated[
+        Path | None,
+        typer.Option("--limits", help="Limits file, as for `lllt run` (default: the defaults)."),
+    ] = None,
 ) -> None:
     """Sessions (newest first), fluence totals and when the next session is allowed."""
     from lllt.clock import wall_time
+    from lllt.safety import DEFAULT_LIMITS, load_limits
 
     now = wall_time()
+    lim = DEFAULT_LIMITS if limits is None else load_limits(limits)
     with open_log(db) as store:
         rows = store.sessions(limit=limit)
-        kinds = {
-            "real": store.history_summary(now, simulated=False),
-            "simulated": store.history_summary(now, simulated=True),
-        }
-        present = {
-            "real": store.has_sessions(simulated=False),
-            "simulated": store.has_sessions(simulated=True),
-        }
         total = len(store.sessions())
+        outlook = {
+            kind: _outlook(store, now, simulated=kind == "simulated", limits=lim)
+            for kind in ("real", "simulated")
+        }
     if as_json:
         print_json(
             {
                 "db": store.path,
                 "now": _iso(now),
                 "sessions": [r.to_dict() for r in rows],
-                "totals": {
-                    k: {
-                        "24h": s.to_dict()["fluence_24h_j_cm2"],
-                        "7d": s.to_dict()["fluence_7d_j_cm2"],
-                        "sessions_7d": s.sessions_7d,
-                    }
-                    for k, s in kinds.items()
-                },
-                "next_allowed": {
-                    k: {
-                        "now": s.allowed_now,
-                        "at": _iso(s.next_allowed_at),
-                        "basis": s.next_allowed_basis,
-                        "min_interval_s": s.min_interval_s,
-                    }
-                    for k, s in kinds.items()
-                },
+                "totals": {k: o.totals() for k, o in outlook.items()},
+                "next_allowed": {k: o.next_allowed() for k, o in outlook.items()},
             }
         )
         return
@@ -119,9 +108,102 @@ def history(
     shown = f"{len(rows)} of {total}" if total > len(rows) else f"{total}"
     out(f"Sessions, newest first ({shown}):\n")
     out(_session_table(rows))
-    for kind, summary in kinds.items():
-        if present[kind]:
-            out("\n" + _summary_text(kind, summary, now))
+    for o in outlook.values():
+        if o.present:
+            out("\n" + o.text())
+
+
+@dataclass(frozen=True)
+class _Outlook:
+    """What history means for the next session on one kind of device (real or simulated).
+
+    The weighing is preflight's own (``lllt.safety``): the same ``StoreHistory`` view of the
+    log, the same limits and ``next_session_allowed_at``, so `lllt history` never says
+    "now" when `lllt run` would refuse. The next session is assumed to follow the last
+    session's protocol schedule.
+    """
+
+    simulated: bool
+    present: bool
+    now: float
+    fluence_24h: dict[int, float]
+    fluence_7d: dict[int, float]
+    sessions_7d: int
+    next_at: float  # == now when allowed now
+    basis: str
+
+    def totals(self) -> dict[str, Any]:
+        return {
+            "24h": {str(k): v for k, v in sorted(self.fluence_24h.items())},
+            "7d": {str(k): v for k, v in sorted(self.fluence_7d.items())},
+            "sessions_7d": self.sessions_7d,
+        }
+
+    def next_allowed(self) -> dict[str, Any]:
+        allowed = self.next_at <= self.now
+        return {
+            "now": allowed,
+            "at": None if allowed else _iso(self.next_at),
+            "basis": "" if allowed else self.basis,
+        }
+
+    def text(self) -> str:
+        title = "Simulated devices" if self.simulated else "Real devices"
+        plural = "" if self.sessions_7d == 1 else "s"
+        lines = [
+            f"{title}:",
+            f"  last 24 h:    {_fluence_text(self.fluence_24h) or 'nothing'}",
+            f"  last 7 days:  {_fluence_text(self.fluence_7d) or 'nothing'} "
+            f"({self.sessions_7d} session{plural})",
+        ]
+        if self.next_at <= self.now:
+            lines.append("  next session: now")
+        else:
+            from lllt.safety.limits import format_duration
+
+            wait = format_duration(self.next_at - self.now)
+            lines.append(f"  next session: {_iso(self.next_at)} (in {wait}): {self.basis}")
+        return "\n".join(lines) + "\n"
+
+
+def _outlook(store: Store, now: float, *, simulated: bool, limits: Limits) -> _Outlook:
+    from lllt.safety import ScheduleRules, StoreHistory, next_session_allowed_at
+
+    day, week = 86400.0, 7 * 86400.0
+    hist = StoreHistory(store, simulated=simulated)
+    last = store.last_session(simulated=simulated)
+    rules = ScheduleRules(
+        protocol_id="" if last is None else last.protocol_id,
+        min_interval_s=None if last is None else last.min_interval_s,
+        max_sessions_per_week=None if last is None else last.max_sessions_per_week,
+    )
+    recent = hist.sessions_since(now - week)
+    wavelengths = sorted({wl for s in recent for wl in s.fluence_j_cm2})
+    next_at = next_session_allowed_at(hist, limits, now, rules)
+    basis = ""
+    last_end = hist.last_session_end()
+    if last_end is not None and next_at > now:
+        interval = max(
+            limits.min_interval_s, rules.min_interval_s or 0.0, hist.last_min_interval_s() or 0.0
+        )
+        if abs(next_at - (last_end + interval)) < 1e-6:
+            basis = (
+                f"minimum interval {interval / 3600:g} h after the session that ended "
+                f"{_iso(last_end)}"
+            )
+        else:
+            per_week = min(limits.max_sessions_per_week, rules.max_sessions_per_week or 10**9)
+            basis = f"{len(recent)} sessions in the last 7 days (at most {per_week})"
+    return _Outlook(
+        simulated=simulated,
+        present=store.has_sessions(simulated=simulated),
+        now=now,
+        fluence_24h={w: hist.fluence_since(now - day, w) for w in wavelengths},
+        fluence_7d={w: hist.fluence_since(now - week, w) for w in wavelengths},
+        sessions_7d=len(recent),
+        next_at=next_at,
+        basis=basis,
+    )
 
 
 def _session_table(rows: list[SessionRow]) -> str:
@@ -160,25 +242,6 @@ def _session_table(rows: list[SessionRow]) -> str:
         if i and notes[int(row[0])]:
             text.extend(f"      {line}" for line in notes[int(row[0])])
     return "\n".join(line.rstrip() for line in text) + "\n"
-
-
-def _summary_text(kind: str, s: HistorySummary, now: float) -> str:
-    title = "Real devices" if kind == "real" else "Simulated devices"
-    lines = [f"{title}:"]
-    lines.append(f"  last 24 h:    {_fluence_text(s.fluence_24h) or 'nothing'}")
-    lines.append(
-        f"  last 7 days:  {_fluence_text(s.fluence_7d) or 'nothing'} "
-        f"({s.sessions_7d} session{'s' if s.sessions_7d != 1 else ''})"
-    )
-    if s.allowed_now:
-        lines.append("  next session: now")
-    else:
-        assert s.next_allowed_at is not None
-        wait = _duration(s.next_allowed_at - now)
-        lines.append(
-            f"  next session: {_iso(s.next_allowed_at)} (in {wait}): {s.next_allowed_basis}"
-        )
-    return "\n".join(lines) + "\n"
 
 
 def _fluence_text(values: dict[int, float], planned: dict[int, float] | None = None) -> str:
