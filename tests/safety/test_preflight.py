@@ -160,6 +160,46 @@ def test_research_protocols_need_the_research_flag() -> None:
     assert "research_flag" in constraints(allowed, "note")
 
 
+def test_device_maximum_fluence_per_channel_is_refused() -> None:
+    from dataclasses import replace
+
+    base = device()
+    dev = type(base)(replace(base.hello, limits=replace(base.limits, max_fluence_j_cm2=3.0)))
+    plan = make_plan(dev, step(dev, {655: 3.0}))  # 4.485 J/cm² per channel
+    result = check(plan, dev, None, None, NOW)
+    refused = [r for r in result.refusals if r.constraint == "device_fluence"]
+    assert len(refused) == 4 and all(r.source == "device" for r in refused)
+    assert refused[0].limit == 3.0
+
+
+def test_a_device_without_fluence_targets_or_pulsing_refuses_those_phases() -> None:
+    from dataclasses import replace
+
+    base = device()
+    caps = wire.Capability.AUTH_REQUIRED | wire.Capability.SIMULATED
+    dev = type(base)(replace(base.hello, capabilities=caps))
+    plan = make_plan(
+        dev,
+        step(dev, {655: 3.0}, fluence=1.0, max_duration=10 * MIN),
+        step(dev, {655: 3.0}, duration=MIN, pulse_hz=10.0, duty=50.0),
+    )
+    result = check(plan, dev, None, None, NOW)
+    messages = [r.message for r in result.refusals if r.constraint == "capability"]
+    assert len(messages) == 2
+    assert "fluence target" in messages[0] and "pulse" in messages[1]
+
+
+def test_a_channel_the_device_lacks_is_refused() -> None:
+    from dataclasses import replace
+
+    dev = device()
+    st = step(dev, {655: 3.0})
+    st = replace(st, setpoints=(*st.setpoints, replace(st.setpoints[0], channel=99)))
+    result = check(make_plan(dev, st), dev, None, None, NOW)
+    assert "unknown_channel" in constraints(result, "refuse")
+    assert result.prediction is None
+
+
 def test_a_plan_for_another_device_is_an_input_error() -> None:
     plan = make_plan(device(), step(device(), {655: 3.0}))
     with pytest.raises(PlanError):

@@ -264,13 +264,14 @@ def check(
         rules = ScheduleRules.from_protocol(plan.protocol)
     ctx = _Ctx(device, limits, history, now, rules, research_ok, tz)
 
-    for stage in _STAGES:
-        plan = stage(ctx, plan)
     prediction = None
-    try:
-        prediction = _thermal(ctx, plan, ambient_c, scalp_c, derate)
-    except ValueError as err:  # constants a device sent that make no physical sense
-        ctx.add("thermal", "thermal_model", f"the device's thermal model is unusable: {err}")
+    if _known_channels(ctx, plan):  # every later check looks channels up
+        for stage in _STAGES:
+            plan = stage(ctx, plan)
+        try:
+            prediction = _thermal(ctx, plan, ambient_c, scalp_c, derate)
+        except ValueError as err:  # constants a device sent that make no physical sense
+            ctx.add("thermal", "thermal_model", f"the device's thermal model is unusable: {err}")
 
     accepted = not any(r.action == "refuse" for r in ctx.reasons)
     order = {s: i for i, s in enumerate(SOURCES)}
@@ -631,20 +632,28 @@ def _where(index: int, step: Step) -> str:
 # --- stage: device ------------------------------------------------------------------------
 
 
+def _known_channels(ctx: _Ctx, plan: SessionPlan) -> bool:
+    """Refuse setpoints on channels the device lacks; False stops the pipeline."""
+    ok = True
+    for i, step in enumerate(plan.steps):
+        for sp in step.setpoints:
+            if sp.channel not in ctx.device.channel_index:
+                ok = False
+                ctx.add(
+                    "device",
+                    "unknown_channel",
+                    f"{_where(i, step)}: the device has no channel {sp.channel}",
+                    observed=sp.channel,
+                )
+    return ok
+
+
 def _device(ctx: _Ctx, plan: SessionPlan) -> SessionPlan:
     device = ctx.device
     lim = device.limits
     caps = device.hello.capabilities
     for i, step in enumerate(plan.steps):
         where = _where(i, step)
-        for sp in step.setpoints:
-            if sp.channel not in device.channel_index:
-                ctx.add(
-                    "device",
-                    "unknown_channel",
-                    f"{where}: the device has no channel {sp.channel}",
-                    observed=sp.channel,
-                )
         if step.kind == wire.StepKind.FLUENCE and not caps & wire.Capability.FLUENCE_TARGET:
             ctx.add(
                 "device",
@@ -653,8 +662,6 @@ def _device(ctx: _Ctx, plan: SessionPlan) -> SessionPlan:
             )
         if step.pulse_hz > 0 and not caps & wire.Capability.PULSE:
             ctx.add("device", "capability", f"{where}: the device cannot pulse its output")
-    if any(r.constraint == "unknown_channel" for r in ctx.reasons):
-        return plan  # the remaining device checks look channels up
 
     def cap_of(sp: Setpoint) -> float:
         return min(device.channel(sp.channel).max_irradiance_mw_cm2, lim.max_irradiance_mw_cm2)
@@ -878,7 +885,7 @@ def _thermal(
     scalp_c: Sequence[float | None] | None,
     derate: DeratePolicy,
 ) -> ThermalPrediction | None:
-    if not plan.steps or any(r.constraint == "unknown_channel" for r in ctx.reasons):
+    if not plan.steps:
         return None
     th = temperature_thresholds(ctx.limits, ctx.device.limits)
     pred = predict(plan, ambient_c=ambient_c, scalp_c=scalp_c, thresholds=th, derate=derate)
