@@ -387,17 +387,19 @@ class SessionStart:
         cls,
         plan: SessionPlan,
         *,
-        protocol_id: str,
-        protocol_name: str,
         protocol_text: str,
         device_url: str,
-        min_interval_s: float | None,
-        max_sessions_per_week: int | None,
-        research: bool = False,
         plan_id: int | None = None,
         limits: Mapping[str, Any] | None = None,
+        research: bool | None = None,
     ) -> SessionStart:
-        """Build from a compiled (and preflight-tightened) plan and its device."""
+        """Build from a compiled (and preflight-tightened) plan, its protocol and device.
+
+        ``protocol_text`` is the file as run; ``limits`` the preflight summary to keep;
+        ``research`` defaults to the protocol's own flag.
+        """
+        proto = plan.protocol
+        schedule = proto.schedule
         dev = plan.device
         phases = tuple(
             PhasePlan(
@@ -410,8 +412,8 @@ class SessionStart:
             for s in plan.steps
         )
         return cls(
-            protocol_id=protocol_id,
-            protocol_name=protocol_name,
+            protocol_id=proto.id,
+            protocol_name=proto.name,
             protocol_text=protocol_text,
             device_serial=dev.serial,
             device_model=dev.model,
@@ -426,9 +428,9 @@ class SessionStart:
             planned_fluence_by_channel=plan.fluence_by_channel(),
             expected_duration_s=plan.expected_duration_s,
             max_duration_s=plan.max_duration_s,
-            min_interval_s=min_interval_s,
-            max_sessions_per_week=max_sessions_per_week,
-            research=research,
+            min_interval_s=None if schedule is None else schedule.min_interval,
+            max_sessions_per_week=None if schedule is None else schedule.max_sessions_per_week,
+            research=proto.research if research is None else research,
             plan_id=plan_id,
             cutoff_c=dev.limits.cutoff_c,
             sensor_uncertainty_c=dev.limits.sensor_uncertainty_c,

@@ -42,7 +42,7 @@ def session_start(
 ) -> SessionStart:
     dev = DeviceInfo.for_profile("reference-cap")
     channels = tuple(ChannelRef(c.id, c.wavelength_nm, dev.zone_name(c.zone)) for c in dev.channels)
-    per_ch = {c.id: (0.09 if c.wavelength_nm == 655 else 0.0) for c in dev.channels}
+    per_ch = {c.id: 0.09 for c in dev.channels if c.wavelength_nm == 655}
     return SessionStart(
         protocol_id="test-red",
         protocol_name="Test, 655 nm",

@@ -11,7 +11,7 @@ import pytest
 
 from lllt import wire
 from lllt.errors import StoreError
-from lllt.store import Kept, Status, Store
+from lllt.store import Kept, SessionStart, Status, Store
 
 from ._support import T0, FakeWall, frame, session_start
 
@@ -215,3 +215,22 @@ def test_a_new_recorder_carries_on_a_session(store: Store) -> None:
     got = [(p.started_at, p.ended_at, p.delivered_fluence) for p in store.phases(row.id)]
     want = [(p.started_at, p.ended_at, p.delivered_fluence) for p in store.phases(expected.id)]
     assert got == want
+
+
+def test_session_start_from_a_compiled_plan() -> None:
+    from lllt.info import DeviceInfo
+    from lllt.plan import compile as compile_plan
+    from lllt.protocol import loads_protocol
+
+    from ._support import PROTOCOL_TEXT
+
+    plan = compile_plan(loads_protocol(PROTOCOL_TEXT), DeviceInfo.for_profile("reference-cap"))
+    got = SessionStart.from_plan(
+        plan,
+        protocol_text=PROTOCOL_TEXT,
+        device_url="sim://reference-cap?speed=max",
+        plan_id=7,
+        limits={"max_fluence_j_cm2": 10.0},
+    )
+    # the hand-written start of these tests describes the same session
+    assert got == session_start()
