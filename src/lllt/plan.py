@@ -355,9 +355,8 @@ def _check_device_limits(plan: SessionPlan, problems: _Problems) -> None:
     limits = plan.device.limits
     total = plan.max_duration_s
     if total > limits.max_session_s + 1e-6:
-        bounded = " (fluence phases counted at their max_duration)" if any(
-            s.kind == wire.StepKind.FLUENCE for s in plan.steps
-        ) else ""  # fmt: skip
+        has_fluence_steps = any(s.kind == wire.StepKind.FLUENCE for s in plan.steps)
+        bounded = " (fluence phases counted at their max_duration)" if has_fluence_steps else ""
         problems.add(
             "phases",
             f"the session may run {_fmt(total)} s ({human_duration(total)}){bounded}; the "

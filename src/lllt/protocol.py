@@ -145,10 +145,20 @@ Duration = _quantity(Kind.TIME)
 Ramp = _quantity(Kind.TIME, low_inclusive=True, what="a ramp")
 Fluence = _quantity(Kind.FLUENCE)
 Irradiance = _quantity(Kind.IRRADIANCE)
-Frequency = _quantity(Kind.FREQUENCY, low=PULSE_HZ_RANGE[0], high=PULSE_HZ_RANGE[1],
-                      low_inclusive=True, what="a pulse frequency")  # fmt: skip
-Duty = _quantity(Kind.DUTY, low=DUTY_PCT_RANGE[0], high=DUTY_PCT_RANGE[1],
-                 low_inclusive=True, what="a duty cycle")  # fmt: skip
+Frequency = _quantity(
+    Kind.FREQUENCY,
+    low=PULSE_HZ_RANGE[0],
+    high=PULSE_HZ_RANGE[1],
+    low_inclusive=True,
+    what="a pulse frequency",
+)
+Duty = _quantity(
+    Kind.DUTY,
+    low=DUTY_PCT_RANGE[0],
+    high=DUTY_PCT_RANGE[1],
+    low_inclusive=True,
+    what="a duty cycle",
+)
 
 
 def parse_emit_key(key: Any) -> tuple[Literal["wavelength", "channel"], int]:
@@ -633,10 +643,8 @@ def _yaml_loader() -> type:
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
-                raise yaml.composer.ComposerError(
-                    None, None, "aliases (*name) are not allowed in protocol files",
-                    event.start_mark,
-                )  # fmt: skip
+                message = "aliases (*name) are not allowed in protocol files"
+                raise yaml.composer.ComposerError(None, None, message, event.start_mark)
             return super().compose_node(parent, index)
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
