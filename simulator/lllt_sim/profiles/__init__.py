@@ -32,6 +32,8 @@ class SimParams:
     tolerance_pct: float
     sensor_noise_c: float
     control_tick_ms: int
+    #: extra board heat (W) of the ``overtemp`` fault (a failed fan or driver)
+    overtemp_w: float = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,7 @@ def _build(d: dict[str, Any]) -> Profile:
         tolerance_pct=float(s["tolerance_pct"]),
         sensor_noise_c=float(s["sensor_noise_c"]),
         control_tick_ms=int(s["control_tick_ms"]),
+        overtemp_w=float(s.get("overtemp_w", 6.0)),
     )
     fw = tuple(int(x) for x in d["firmware"])
     if len(fw) != 3:
