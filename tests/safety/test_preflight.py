@@ -247,6 +247,18 @@ def test_a_protocol_can_never_loosen_a_limit() -> None:
     assert notes["sessions_per_week"].limit == DEFAULT_LIMITS.max_sessions_per_week
 
 
+def test_a_protocol_cannot_allow_more_sessions_per_week_than_the_limit() -> None:
+    dev = device()
+    proto = FakeProtocol(schedule=FakeSchedule(max_sessions_per_week=40))
+    plan = make_plan(dev, step(dev, {655: 3.0}), protocol=proto)
+    ends = [NOW - (12.5 + 11 * k) * HOUR for k in range(14)]  # 14 in 7 days, last 12.5 h ago
+    hist = MemoryHistory(session(e, {655: 0.1}) for e in ends)
+    (reason,) = check(plan, dev, None, hist, NOW).refusals
+    assert reason.constraint == "sessions_per_week"
+    assert reason.limit == DEFAULT_LIMITS.max_sessions_per_week
+    assert "default" in reason.message
+
+
 # --- history ------------------------------------------------------------------------------------
 
 
