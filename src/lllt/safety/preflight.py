@@ -900,13 +900,20 @@ def _thermal(
         )
     if pred.ok:
         peak = pred.peak
+        if peak.peak_c < th.warn_c:
+            bound, limit = f"below the warning threshold {th.warn_c:g} °C", th.warn_c
+        else:  # only derated fluence phases may get here (the acceptance rule)
+            limit = th.abort_c - pred.abort_margin_c
+            bound = (
+                f"with the monitor derating fluence phases above {th.warn_c:g} °C; below "
+                f"{limit:g} °C (abort {th.abort_c:g} °C less a {pred.abort_margin_c:g} °C margin)"
+            )
         ctx.add(
             "thermal",
             "thermal_prediction",
             f"predicted peak scalp temperature {peak.peak_c:.1f} °C (zone {peak.name}, "
-            f"{format_duration(peak.peak_at_s)} in), warning threshold {th.warn_c:g} °C; "
-            f"{pred.start_source}",
-            limit=th.warn_c,
+            f"{format_duration(peak.peak_at_s)} in), {bound}; {pred.start_source}",
+            limit=limit,
             observed=peak.peak_c,
             unit="°C",
             action="note",
