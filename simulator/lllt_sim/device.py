@@ -53,7 +53,7 @@ FULL_DUTY = 10000
 TEL_DEFAULT_MS = 100
 HORIZON_TICKS = 6000  # look ahead at most 60 s for events when no telemetry is due
 DEDUP_SIZE = 8
-NOISE_TABLE = 4096
+NOISE_TABLE = 1024
 #: thermistor faults: an NTC open reads very cold, a short very hot (both outside 0-80 °C)
 READING_OPEN_Q = -5500
 READING_SHORT_Q = 15000
@@ -797,6 +797,15 @@ class SimDevice:
             return self.profile.sim.brownout_mv - BROWNOUT_SAG_MV
         return self.profile.sim.supply_mv - round(DROOP_FULL_MV * load)
 
+    def _reading_trip(self, r: int) -> IL | None:
+        """The interlock a zone reading trips: outside 0-80 °C the sensor is broken and
+        the reading means nothing (SENSOR_FAULT); else THERMAL_CUTOFF at the cut-off."""
+        if not SENSOR_MIN_Q <= r <= SENSOR_MAX_Q:
+            return IL.SENSOR_FAULT
+        if r >= self._cutoff_q:
+            return IL.THERMAL_CUTOFF
+        return None
+
     def _has_event(self, ph: _Phys, cfg: _Cfg) -> bool:
         """Does anything happen at tick ``ph.tick``? (no side effects; errs towards yes)"""
         n = ph.tick
@@ -804,10 +813,8 @@ class SimDevice:
             return True
         latched = self._latched
         for z in range(self.n_z):
-            r = self._reading_q(z, n, ph.ts[z])
-            if r >= self._cutoff_q and (IL.THERMAL_CUTOFF, z) not in latched:
-                return True
-            if not SENSOR_MIN_Q <= r <= SENSOR_MAX_Q and (IL.SENSOR_FAULT, z) not in latched:
+            kind = self._reading_trip(self._reading_q(z, n, ph.ts[z]))
+            if kind and (kind, z) not in latched:
                 return True
         if self._brownout and (IL.BROWNOUT, wire.NO_INDEX) not in latched:
             return True
@@ -1013,11 +1020,13 @@ class SimDevice:
         # hardware interlocks: emitters off in this very tick, fault latched
         for z in range(self.n_z):
             r = self._reading_q(z, n, ph.ts[z])
-            if r >= self._cutoff_q and (IL.THERMAL_CUTOFF, z) not in latched:
-                self._trip(IL.THERMAL_CUTOFF, z, r, self._cutoff_q, t_abs)
-            if not SENSOR_MIN_Q <= r <= SENSOR_MAX_Q and (IL.SENSOR_FAULT, z) not in latched:
-                lim = SENSOR_MIN_Q if r < SENSOR_MIN_Q else SENSOR_MAX_Q
-                self._trip(IL.SENSOR_FAULT, z, r, lim, t_abs)
+            kind = self._reading_trip(r)
+            if kind and (kind, z) not in latched:
+                if kind == IL.SENSOR_FAULT:
+                    lim = SENSOR_MIN_Q if r < SENSOR_MIN_Q else SENSOR_MAX_Q
+                else:
+                    lim = self._cutoff_q
+                self._trip(kind, z, r, lim, t_abs)
         if self._brownout and (IL.BROWNOUT, wire.NO_INDEX) not in latched:
             mv = self._supply_mv(0.0)
             self._trip(IL.BROWNOUT, wire.NO_INDEX, mv, self.profile.sim.brownout_mv, t_abs)
@@ -1804,8 +1813,10 @@ class SimDevice:
         """(limit, observed) while the cause of a latched fault is still there."""
         ph = self._ph
         if kind == IL.THERMAL_CUTOFF:
+            # hysteresis: cool enough to START again, not just a noisy dip under the cut-off
             r = self._reading_q(index, ph.tick, ph.ts[index])
-            return (self._cutoff_q, r) if r >= self._cutoff_q else None
+            limit = self._cutoff_q - TOO_HOT_MARGIN_Q
+            return (limit, r) if r >= limit else None
         if kind == IL.SENSOR_FAULT:
             r = self._reading_q(index, ph.tick, ph.ts[index])
             return (SENSOR_MAX_Q, r) if not SENSOR_MIN_Q <= r <= SENSOR_MAX_Q else None
