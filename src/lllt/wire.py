@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import functools
 import hashlib
 import hmac
 import struct
@@ -248,8 +249,19 @@ def crc16(data: bytes) -> int:
 
 def cobs_encode(data: bytes) -> bytes:
     """Consistent Overhead Byte Stuffing; the result holds no zero byte."""
+    data = bytes(data)
+    blocks = data.split(b"\x00")
+    lens = [len(b) for b in blocks]
+    if max(lens) < 254:
+        # the common case: each zero becomes the distance to the next one, in one buffer
+        out = bytearray(1 + len(data))
+        out[1:] = data
+        pos = 0
+        for n in lens:
+            out[pos] = n + 1
+            pos += n + 1
+        return bytes(out)
     out = bytearray()
-    blocks = bytes(data).split(b"\x00")
     last = len(blocks) - 1
     for index, block in enumerate(blocks):
         # a block longer than 253 bytes is cut into 254-byte runs (code 0xFF, no zero)
@@ -266,20 +278,30 @@ def cobs_encode(data: bytes) -> bytes:
 
 def cobs_decode(data: bytes) -> bytes:
     """Inverse of :func:`cobs_encode`; raises WireError on a malformed encoding."""
+    n = len(data)
+    if n == 0:
+        return b""
+    if 0 in data:
+        raise WireError("zero byte inside a COBS frame")
+    if 0xFF not in data:
+        # the common case: every code byte after the first stands for a zero
+        out = bytearray(data)
+        i = out[0]
+        while i < n:
+            code = out[i]
+            out[i] = 0
+            i += code
+        if i != n:
+            raise WireError("COBS block runs past the end of the frame")
+        return bytes(out[1:])
     out = bytearray()
     i = 0
-    n = len(data)
     while i < n:
         code = data[i]
-        if code == 0:
-            raise WireError("zero byte inside a COBS frame")
         end = i + code
         if end > n:
             raise WireError("COBS block runs past the end of the frame")
-        block = data[i + 1 : end]
-        if 0 in block:
-            raise WireError("zero byte inside a COBS frame")
-        out += block
+        out += data[i + 1 : end]
         i = end
         if code != 0xFF and i < n:
             out.append(0)
@@ -965,6 +987,17 @@ class Started(Message):
 
 
 _TEL_HEAD = struct.Struct("<IHBBIHHHIIBB")
+
+
+_STATES = tuple(State)
+_FLAGS: dict[int, TelemetryFlag] = {}
+
+
+@functools.cache
+def _tel_body(n: int, nz: int) -> struct.Struct:
+    return struct.Struct(f"<{'HHI' * n}{nz + 1}h")
+
+
 _TEL_CH = struct.Struct("<HHI")
 _I16 = struct.Struct("<h")
 
@@ -1028,23 +1061,31 @@ class Telemetry(Message):
         expect = _TEL_HEAD.size + n * _TEL_CH.size + 2 * nz + 2
         if len(payload) != expect:
             raise WireError(f"{cls.TYPE.name} payload must be {expect} bytes, got {len(payload)}")
-        vals = struct.unpack_from(f"<{'HHI' * n}{nz + 1}h", payload, _TEL_HEAD.size)
-        temps = tuple(None if v == TEMP_UNKNOWN else v / 100 for v in vals[3 * n :])
+        vals = _tel_body(n, nz).unpack_from(payload, _TEL_HEAD.size)
+        # every frame goes through here: list comprehensions and cached enum members
+        temps = [None if v == TEMP_UNKNOWN else v / 100 for v in vals[3 * n :]]
+        try:
+            state_member = _STATES[state]
+        except IndexError:
+            raise WireError(f"{state} is not a valid State") from None
+        flag = _FLAGS.get(flags)
+        if flag is None:
+            flag = _FLAGS.setdefault(flags, TelemetryFlag(flags))
         return cls(
             t,
             boots,
-            _enum(State, state),
+            state_member,
             step,
             pid,
-            TelemetryFlag(flags),
+            flag,
             derate,
             mv,
             el,
             sel,
-            tuple(v / 100 for v in vals[0 : 3 * n : 3]),
-            tuple(v / 100 for v in vals[1 : 3 * n : 3]),
-            tuple(v / 1e6 for v in vals[2 : 3 * n : 3]),
-            temps[:nz],
+            tuple([v / 100 for v in vals[0 : 3 * n : 3]]),
+            tuple([v / 100 for v in vals[1 : 3 * n : 3]]),
+            tuple([v / 1e6 for v in vals[2 : 3 * n : 3]]),
+            tuple(temps[:nz]),
             temps[nz],
         )
 
