@@ -40,10 +40,15 @@ async def _supervise(url: str, build: Callable[[DeviceInfo], SessionPlan]) -> Su
         mon = RuntimeMonitor(plan, cap.info, plan_id=plan_id)
         actions: list[MonitorAction] = []
         loop = asyncio.get_running_loop()
+        # a bound in loop time (device time restarts at a reboot), so that a monitor that
+        # misses the end cannot loop forever
+        give_up = loop.time() + cap.host_seconds((plan.max_duration_s + 60.0) * 1000)
         with cap.stream() as sub:
             await cap.start(plan_id)
             while True:
                 msg = await sub.get(timeout=mon.silence_timeout_s)
+                if loop.time() > give_up:
+                    pytest.fail(f"no end or abort after {plan.max_duration_s + 60:g} s")
                 if isinstance(msg, wire.Telemetry):
                     action = mon.on_telemetry(msg, loop.time())
                 else:

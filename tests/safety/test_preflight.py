@@ -401,6 +401,31 @@ def test_a_fluence_phase_derating_cannot_finish_is_refused() -> None:
     assert constraints(result, "refuse") == ["fluence_max_duration"]
 
 
+@pytest.mark.parametrize(
+    ("ambient", "scalp"), [(float("nan"), None), (25.0, [36.0, float("nan"), 36.0, 36.0]),
+                           (25.0, [150.0] * 4)]
+)  # fmt: skip
+def test_readings_that_are_not_temperatures_refuse_instead_of_passing(
+    ambient: float, scalp: list[float] | None
+) -> None:
+    dev = device()
+    plan = make_plan(dev, step(dev, {655: 3.0}))
+    result = check(plan, dev, None, None, NOW, ambient_c=ambient, scalp_c=scalp)
+    assert not result.accepted
+    assert constraints(result, "refuse") == ["thermal_model"]
+    assert result.prediction is None
+
+
+def test_unphysical_thermal_constants_refuse() -> None:
+    from dataclasses import replace
+
+    base = device()
+    zones = tuple(replace(z, g_contact_w_k=-1.0) for z in base.zones)
+    dev = type(base)(replace(base.hello, zones=zones))
+    result = check(make_plan(dev, step(dev, {655: 3.0})), dev, None, None, NOW)
+    assert constraints(result, "refuse") == ["thermal_model"]
+
+
 def test_offline_analysis_assumes_25_C_and_says_so() -> None:
     dev = device()
     plan = make_plan(dev, step(dev, {655: 3.0}))

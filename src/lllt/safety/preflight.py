@@ -270,8 +270,12 @@ def check(
             plan = stage(ctx, plan)
         try:
             prediction = _thermal(ctx, plan, ambient_c, scalp_c, derate)
-        except ValueError as err:  # constants a device sent that make no physical sense
-            ctx.add("thermal", "thermal_model", f"the device's thermal model is unusable: {err}")
+        except ValueError as err:  # unphysical constants, or readings that are not temperatures
+            ctx.add(
+                "thermal",
+                "thermal_model",
+                f"no thermal prediction is possible, so the session is refused: {err}",
+            )
 
     accepted = not any(r.action == "refuse" for r in ctx.reasons)
     order = {s: i for i, s in enumerate(SOURCES)}

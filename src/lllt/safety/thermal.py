@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 #: Offline analysis (no device connected) assumes this ambient temperature.
 OFFLINE_AMBIENT_C = 25.0
+#: Readings outside this range (°C) are sensor faults, not temperatures to predict from.
+_PLAUSIBLE_C = (-20.0, 60.0)
 
 
 # --- the zone model ------------------------------------------------------------------------
@@ -303,6 +305,11 @@ def predict(
         notes.append(f"ambient {OFFLINE_AMBIENT_C:g} °C assumed (no reading)")
     else:
         notes.append(f"ambient {ambient_c:g} °C")
+    # a NaN would pass every comparison below: refuse readings that are not temperatures
+    readings = [ambient_c, *(v for v in (scalp_c or ()) if v is not None)]
+    for value in readings:
+        if not (math.isfinite(value) and _PLAUSIBLE_C[0] <= value <= _PLAUSIBLE_C[1]):
+            raise ValueError(f"{value!r} °C is not a usable temperature reading")
     zones = device.zones
     models = [ZoneModel(z, ambient_c) for z in zones]
     starts: list[tuple[float, float]] = []
@@ -535,7 +542,7 @@ def _judge(
     out: list[ThermalProblem] = []
     where = f"phase {s.index + 1} ({s.name!r})"
     zone = device.zone_name(s.peak_zone)
-    if s.peak_c >= abort_line:
+    if not s.peak_c < abort_line:  # NaN included
         out.append(
             ThermalProblem(
                 s.index,
