@@ -2,10 +2,10 @@
 
 Runs a device-only session on lllt's virtual clock at speed=max (no host, the output bytes
 go nowhere) and prints wall and CPU time, the speed-up over real time, and the share of
-the simulator itself: the same run minus a baseline measured in the same process, an
-event loop that wakes as often as the device does (one timer per telemetry period) and
-frames a telemetry-sized payload each time. Target (issue 2): the simulator's share of a
-25-minute session at 10 Hz is at most 0.4 s of CPU.
+the simulator itself against a baseline measured in the same process: an event loop
+that wakes as often as the device does (one timer per telemetry period) and builds and
+frames a telemetry sample each time with the wire codec. Target (issue 2): the
+simulator's share of a 25-minute session at 10 Hz is at most 0.4 s of CPU.
 
     python bench/bench_sim.py [--minutes 25] [--repeat 3]
 """
@@ -15,11 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 from lllt import clock, wire
 from lllt_sim.device import SimDevice
 
 TARGET_CPU_S = 0.4
+T = TypeVar("T")
 
 
 def _plan(minutes: float) -> wire.UploadPlan:
@@ -57,11 +61,31 @@ def _ask(
     raise RuntimeError(f"no reply to {msg}")
 
 
-async def _baseline(wakeups: int, payload_size: int) -> None:
-    """A loop doing only what any device must: wake per sample and frame it."""
+def _sample(n_ch: int, n_z: int, t_ms: int) -> bytes:
+    """A telemetry payload shaped like the device's, with realistic values."""
+    return wire.Telemetry(
+        t_ms,
+        1,
+        wire.State.RUNNING,
+        0,
+        1,
+        wire.TelemetryFlag.HEAD_PRESENT | wire.TelemetryFlag.EMITTING,
+        1000,
+        4990,
+        t_ms,
+        t_ms,
+        (3.0, 0.0) * (n_ch // 2),
+        (3.0, 0.0) * (n_ch // 2),
+        (t_ms * 3e-6, 0.0) * (n_ch // 2),
+        (35.81,) * n_z,
+        25.0,
+    ).payload()
+
+
+async def _baseline(wakeups: int) -> None:
+    """A loop doing only what any device must: wake per sample, build and frame it with the
+    wire codec."""
     loop = asyncio.get_running_loop()
-    payload = bytes(range(256)) * (payload_size // 256 + 1)
-    payload = payload[:payload_size]
     sink = bytearray()
     done = loop.create_future()
     t0 = loop.time()
@@ -70,7 +94,7 @@ async def _baseline(wakeups: int, payload_size: int) -> None:
     def wake() -> None:
         nonlocal count
         count += 1
-        sink.extend(wire.encode_frame(wire.MsgType.TELEMETRY, count, payload))
+        sink.extend(wire.encode_frame(wire.MsgType.TELEMETRY, count, _sample(8, 4, count * 100)))
         sink.clear()
         if count >= wakeups:
             done.set_result(None)
@@ -81,37 +105,34 @@ async def _baseline(wakeups: int, payload_size: int) -> None:
     await done
 
 
-def _timed(fn: object) -> tuple[float, float]:
+def _timed(fn: Callable[[], T]) -> tuple[float, float, T]:
     w0, c0 = time.perf_counter(), time.process_time()
-    fn()  # type: ignore[operator]
-    return time.perf_counter() - w0, time.process_time() - c0
+    result = fn()
+    return time.perf_counter() - w0, time.process_time() - c0, result
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--minutes", type=float, default=25.0)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    stats: dict[str, int] = {}
     runs = []
     bases = []
+    stats: dict[str, int] = {}
     for _ in range(args.repeat):
-        holder: dict[str, dict[str, int]] = {}
-
-        def sim() -> None:
-            holder["s"] = clock.run(_session(args.minutes), virtual=True, speed=None)
-
-        runs.append(_timed(sim))
-        stats = holder["s"]
-        tel = stats["telemetry"]
-        size = stats["bytes_out"] // max(1, stats["frames_out"]) - 5
-        bases.append(_timed(lambda: clock.run(_baseline(tel, size), virtual=True, speed=None)))
-    wall, cpu = min(runs)
-    bwall, bcpu = min(bases)
+        wall, cpu, stats = _timed(
+            partial(clock.run, _session(args.minutes), virtual=True, speed=None)
+        )
+        runs.append((cpu, wall))
+        n = stats["telemetry"]
+        bwall, bcpu, _ = _timed(partial(clock.run, _baseline(n), virtual=True, speed=None))
+        bases.append((bcpu, bwall))
+    cpu, wall = min(runs)
+    bcpu, bwall = min(bases)
     sim_s = args.minutes * 60 + 1
     print(f"simulated session: {args.minutes:g} min, {stats['telemetry']} telemetry frames")
     print(f"device run      : wall {wall:.3f} s, cpu {cpu:.3f} s, {sim_s / wall:,.0f}x real time")
-    print(f"baseline loop   : wall {bwall:.3f} s, cpu {bcpu:.3f} s (one wake + frame per sample)")
+    print(f"baseline loop   : wall {bwall:.3f} s, cpu {bcpu:.3f} s (wake, build, frame per sample)")
     print(f"simulator share : cpu {cpu:.3f} s total, {cpu - bcpu:.3f} s above the baseline")
     print(f"ratio to baseline: {cpu / bcpu:.2f}x")
     print(

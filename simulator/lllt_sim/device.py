@@ -1,34 +1,28 @@
-"""The simulated cap: wire protocol v1, plan execution, interlocks and physics in one device.
+"""The simulated cap as the host sees it: wire protocol v1 on a byte link, on the loop clock.
 
 ``SimDevice`` is a device, not part of the host: it imports only the wire codec from
-``lllt`` and re-implements, independently of the host, everything the firmware does
-(docs/wire-protocol.md): framing, the request/reply rules (NACK checks, dedup of retried
-requests, authentication), plan execution on its own clock, the lease and link-loss
-policies, telemetry, events, session records and the device interlocks. Physics (two-node
-thermal model per zone, LED output falling with temperature, emitter tolerance, head
-sensor, supply) and named faults come with it.
+``lllt`` and implements, independently of the host, what the firmware does on the wire
+(docs/wire-protocol.md): framing, the request/reply rules (every NACK check, dedup of
+retried requests, HMAC authentication with the development key or a provisioned one),
+telemetry, events and session records. What happens at each control tick (physics, plan,
+interlocks, faults) is :class:`lllt_sim.engine.Engine`, which this class extends.
 
-Time. The device clock is the running event loop's ``loop.time()``; a control tick is
-10 ms of it. Stepping 150,000 ticks of a 25-minute session one by one in Python is too
-slow, so ticks where nothing happens are *jumped*: while outputs are constant the thermal
-model advances any number of ticks in closed form (``thermal.ZoneStep.jump``) and fluence
-advances linearly, with every threshold (cut-off reading, sensor range, output saturation,
-fluence targets) checked against the exact range the jump sweeps; a jump that could cross
-one is halved until the crossing tick is found and processed on its own. The device wakes
-only when something is observable: a telemetry sample or an event. It computes ahead to
-the next wake *speculatively* and adopts the result unless a request arrived meanwhile,
-in which case it recomputes from its last committed state up to the request's tick.
-Replies are sent from ``feed()`` at once; effects on outputs start at the next tick.
+Time. The device clock is the running event loop's ``loop.time()`` (device ms since the
+first contact, rounded to the ms). Replies are immediate: ``feed()`` first brings the
+simulation up to the current tick (so STATUS is current), answers at once, and sends
+the events the request caused after the reply; effects on outputs start at the next
+10 ms tick. Between requests the device wakes only when something is observable (a
+telemetry sample, an event): it computes ahead to that moment speculatively and adopts
+the result when the timer fires, unless a request arrived meanwhile, in which case it
+recomputes from its last committed state. It never sleeps on the wall clock.
 
-Determinism. Randomness (emitter tolerance, sensor noise, nonces, byte corruption) is
-seeded; sensor noise is a pure function of (seed, zone, tick). With the same requests at
-the same device times, the bytes sent are identical at every loop speed.
+Determinism. Nonces and byte corruption are seeded too: with the same requests at the
+same device times, the bytes sent are identical at every loop speed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import struct
 from collections import OrderedDict
@@ -36,45 +30,31 @@ from collections.abc import Callable, Iterable
 
 from lllt import wire
 from lllt_sim import plans
-from lllt_sim.faults import Fault, parse_faults
-from lllt_sim.profiles import Profile, default_capabilities, load_profile
-from lllt_sim.records import Record, load_state, save_state
-from lllt_sim.thermal import ZoneStep, ZoneThermal
+from lllt_sim.engine import (
+    INF,
+    NORM,
+    SAT,
+    TOO_HOT_MARGIN_Q,
+    UNITS_PER_UJ,
+    Engine,
+    _Cfg,
+    _i32,
+    _Phys,
+)
+from lllt_sim.faults import Fault
+from lllt_sim.link import Corrupter, encode_frame, link_state
+from lllt_sim.profiles import Profile, default_capabilities
 
-W = wire
 S = wire.State
 IL = wire.Interlock
 EK = wire.EventKind
 NC = wire.NackCode
 TF = wire.TelemetryFlag
 
-INF = 1 << 62
-FULL_DUTY = 10000
 TEL_DEFAULT_MS = 100
 HORIZON_TICKS = 6000  # look ahead at most 60 s for events when no telemetry is due
 DEDUP_SIZE = 8
-NOISE_TABLE = 1024
-#: thermistor faults: an NTC open reads very cold, a short very hot (both outside 0-80 °C)
-READING_OPEN_Q = -5500
-READING_SHORT_Q = 15000
-SENSOR_MIN_Q = 0
-SENSOR_MAX_Q = 8000
-BROWNOUT_SAG_MV = 300
-DROOP_FULL_MV = 40  # supply droop at full load (all channels at full drive)
-TOO_HOT_MARGIN_Q = 100  # START refused within 1 °C of the cut-off
-#: fluence units: 0.01 mW/cm² × 0.01 % duty × one 10 ms tick = 1e-11 J/cm² = 1e-5 µJ/cm²
-UNITS_PER_UJ = 100_000
 
-# channel modes within one interval; from SAT up the output follows the board temperature
-OFF, NORM, OPEN, SAT, STUCK = 0, 1, 2, 3, 4
-
-_HARDWARE = (IL.THERMAL_CUTOFF, IL.SENSOR_FAULT, IL.OVER_OUTPUT, IL.BROWNOUT)
-_FAULT_FLAG: dict[int, int] = {
-    IL.THERMAL_CUTOFF: int(TF.FAULT_THERMAL),
-    IL.SENSOR_FAULT: int(TF.FAULT_SENSOR),
-    IL.OVER_OUTPUT: int(TF.FAULT_OUTPUT),
-    IL.BROWNOUT: int(TF.FAULT_SUPPLY),
-}
 # telemetry flags as plain ints: IntFlag arithmetic is slow on the per-sample path
 _F_HEAD = int(TF.HEAD_PRESENT)
 _F_LEASE_ACTIVE = int(TF.LEASE_ACTIVE)
@@ -85,147 +65,9 @@ _F_DERATED = int(TF.DERATED)
 _F_EMITTING = int(TF.EMITTING)
 _F_AUTHENTICATED = int(TF.AUTHENTICATED)
 _F_RAMPING = int(TF.RAMPING)
-_HEADER = struct.Struct("<BBBH")
 
 
-def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
-    """The same bytes as :func:`lllt.wire.encode_frame`, faster for small frames.
-
-    Every telemetry sample is framed, so this sits on the hot path: COBS for data without
-    a 254-byte zero-free run is "replace each zero by the distance to the next one", done
-    on one bytearray instead of block by block.
-    """
-    body = _HEADER.pack(wire.PROTOCOL_MAJOR, 0, msg_type, seq & 0xFFFF) + payload
-    crc = wire.crc16(body)
-    data = body + bytes((crc >> 8, crc & 0xFF))
-    parts = data.split(b"\x00")
-    lens = [len(x) for x in parts]
-    if max(lens) >= 254:
-        return wire.encode_frame(msg_type, seq, payload)
-    out = bytearray(b"\x00")
-    out += data
-    pos = 0
-    for n in lens:
-        out[pos] = n + 1
-        pos += n + 1
-    out.append(0)
-    return bytes(out)
-
-
-class _Phys:
-    """Continuous state at a tick: temperatures, fluence counters, timers.
-
-    Plain lists, copied on every change, so that speculative runs never touch the
-    committed state.
-    """
-
-    __slots__ = (
-        "ck_el",
-        "ck_emit",
-        "ck_fl",
-        "ck_tick",
-        "el",
-        "emit",
-        "fl",
-        "oo",
-        "sel",
-        "sfl",
-        "tb",
-        "tick",
-        "ts",
-    )
-
-    def __init__(self, tick: int, tb: list[float], ts: list[float], n_ch: int) -> None:
-        self.tick = tick
-        self.tb = tb
-        self.ts = ts
-        self.fl = [0] * n_ch  # session fluence, units of 1e-5 µJ/cm²
-        self.sfl = [0] * n_ch  # fluence in the current step
-        self.el = 0  # running ms this session
-        self.sel = 0  # running ms this step
-        self.emit = 0  # ms with measured output this session
-        self.oo = [0] * n_ch  # consecutive over-output ticks
-        self.ck_tick = tick
-        self.ck_fl = tuple(self.fl)
-        self.ck_emit = 0
-        self.ck_el = 0
-
-    def copy(self) -> _Phys:
-        new = _Phys.__new__(_Phys)
-        new.tick = self.tick
-        new.tb = self.tb
-        new.ts = self.ts
-        new.fl = self.fl
-        new.sfl = self.sfl
-        new.el = self.el
-        new.sel = self.sel
-        new.emit = self.emit
-        new.oo = self.oo
-        new.ck_tick = self.ck_tick
-        new.ck_fl = self.ck_fl
-        new.ck_emit = self.ck_emit
-        new.ck_el = self.ck_el
-        return new
-
-    def reset_session(self) -> None:
-        n = len(self.fl)
-        self.fl = [0] * n
-        self.sfl = [0] * n
-        self.el = self.sel = self.emit = 0
-        self.ck_tick = self.tick
-        self.ck_fl = tuple(self.fl)
-        self.ck_emit = self.ck_el = 0
-
-
-class _Cfg:
-    """What the device drives during one interval (from one tick to the next)."""
-
-    __slots__ = (
-        "due",
-        "duty",
-        "emitting",
-        "inc",
-        "jumpable",
-        "mode",
-        "o0",
-        "o1",
-        "over",
-        "ramping",
-        "running",
-        "session",
-        "sp",
-        "supply",
-        "tb_hi",
-        "tb_lo",
-        "ts_hi",
-        "ts_lo",
-        "var",
-        "zsteps",
-    )
-
-    sp: list[int]  # commanded setpoint per channel, 0.01 mW/cm² (ramp and derate applied)
-    mode: list[int]
-    duty: list[int]  # 0.01 %
-    o0: list[float]  # measured output = o0 + o1 * Tb for SAT and STUCK channels
-    o1: list[float]
-    inc: list[tuple[int, int]]  # (channel, fluence units per tick) for NORM channels
-    var: list[int]  # channels whose output follows Tb (SAT, STUCK)
-    zsteps: list[ZoneStep]
-    tb_lo: list[float]  # per zone: the Tb interval in which every channel keeps its mode
-    tb_hi: list[float]
-    ts_lo: list[float]  # per zone: Ts interval in which no reading can trip an interlock
-    ts_hi: list[float]
-    running: bool  # the plan runs (elapsed time counts)
-    session: bool  # a session exists (fluence counts)
-    ramping: bool
-    emitting: bool
-    over: bool  # some channel measures over its allowed output now
-    jumpable: bool | None  # None: not worked out yet (eigen-decomposition on first use)
-    due: int  # absolute tick of the next scheduled event
-    supply: int  # mV
-
-
-class SimDevice:
+class SimDevice(Engine):
     """A simulated lllt cap speaking wire protocol v1 (see the module docstring)."""
 
     def __init__(
@@ -239,128 +81,22 @@ class SimDevice:
         clock_rate: float = 0.0,
         state_file: str | None = None,
     ) -> None:
-        self.profile = load_profile(profile) if isinstance(profile, str) else profile
-        p = self.profile
-        self.seed = int(seed)
-        self.ambient_c = float(ambient_c)
-        if not math.isfinite(self.ambient_c):
-            raise ValueError(f"ambient temperature must be a number, got {ambient_c!r}")
-        self.clock_rate = float(clock_rate)
         if key is not None and not key:
             raise ValueError("a device key must not be empty")
+        super().__init__(
+            profile, seed=seed, faults=faults, ambient_c=ambient_c, state_file=state_file
+        )
+        p = self.profile
+        self.clock_rate = float(clock_rate)
         self._key = key if key is not None else wire.DEVELOPMENT_KEY
         caps = default_capabilities()
         if key is not None:
             caps &= ~wire.Capability.DEV_KEY  # a provisioned key: the published one is refused
         self.capabilities = caps
         self._auth_required = bool(caps & wire.Capability.AUTH_REQUIRED)
-        self.state_file = state_file
-        self.limits = p.limits
-        self.tick_ms = T = p.sim.control_tick_ms
-        self._ck_ticks = max(1, 1000 // T)  # checkpoint once a second
-
-        # --- constants per channel and zone ------------------------------------------------
-        self._zone_index = {z.id: i for i, z in enumerate(p.zones)}
-        self._ch_index = {c.id: i for i, c in enumerate(p.channels)}
-        self.n_ch = n_ch = len(p.channels)
-        self.n_z = n_z = len(p.zones)
-        tol_rng = random.Random(f"{self.seed}:tolerance")
-        sigma = p.sim.tolerance_pct / 100.0
-        self._ch_zone = [self._zone_index[c.zone] for c in p.channels]
-        self._ch_k = [c.tempco_pct_per_k / 100.0 for c in p.channels]
-        self._ch_hb = [c.heat_board_w_per_mw_cm2 for c in p.channels]
-        self._ch_hs = [c.heat_scalp_w_per_mw_cm2 for c in p.channels]
-        self._ch_d = [c.max_irradiance_mw_cm2 * p.sim.headroom for c in p.channels]
-        self.tolerance = [
-            max(-3 * sigma, min(3 * sigma, tol_rng.gauss(0.0, sigma))) if sigma > 0 else 0.0
-            for _ in p.channels
-        ]
-        self._ch_tf = [1.0 + t for t in self.tolerance]
-        # zones with the same constants share one model, so that identical zones driven
-        # alike share their tick maps and a jump computes them once (see _jump)
-        models: dict[tuple[float, ...], ZoneThermal] = {}
-        self._thermal = []
-        for z in p.zones:
-            consts = (
-                z.c_board_j_k,
-                z.c_scalp_j_k,
-                z.g_ambient_w_k,
-                z.g_contact_w_k,
-                z.g_tissue_w_k,
-                z.t_core_c,
-            )
-            if consts not in models:
-                models[consts] = ZoneThermal(z, self.ambient_c, T / 1000.0)
-            self._thermal.append(models[consts])
-        noise_rng = random.Random(f"{self.seed}:noise")
-        ns = p.sim.sensor_noise_c * 100.0
-        self._noise = [
-            round(max(-3.0, min(3.0, noise_rng.gauss(0.0, 1.0))) * ns) for _ in range(NOISE_TABLE)
-        ]
-        self._noise_max = max((abs(v) for v in self._noise), default=0)
-        self._noise_mix = (self.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & 0xFFFFFFFF
-        self._cutoff_q = round(p.limits.cutoff_c * 100)
-        self._max_ms = round(p.limits.max_session_s * 1000)
-        self._max_units = round(p.limits.max_fluence_j_cm2 * 1e6) * UNITS_PER_UJ
-        self._head_abort_ms = round(p.limits.head_off_abort_s * 1000)
         self._ambient_q = round(self.ambient_c * 100)
         self._min_tel_ms = -(-1000 // max(1, p.limits.max_telemetry_hz))
-        self._tel_struct = struct.Struct("<IHBBIHHHIIBB" + "HHI" * n_ch + "h" * (n_z + 1))
-        # jump bounds on Ts that keep every reading inside the interlock thresholds
-        margin = self._noise_max + 1
-        self._ts_cut = (self._cutoff_q - margin) / 100.0
-        self._ts_range = ((SENSOR_MIN_Q + margin) / 100.0, (SENSOR_MAX_Q - margin) / 100.0)
-
-        # --- faults --------------------------------------------------------------------------
-        fault_list = parse_faults(faults) if isinstance(faults, str) else list(faults)
-        self.faults = fault_list
-        self._fault_targets = [self._resolve_fault(f) for f in fault_list]
-        self._fault_sched: list[tuple[int, int, bool]] = []  # (tick, fault index, on)
-        self._next_fault = INF
-        self._armed = False
-        self._link_windows: list[tuple[str, int, int, float]] = []
-        self._overtemp: set[int] = set()
-        self._therm_override: dict[int, int] = {}
-        self._led_open: set[int] = set()
-        self._stuck: set[int] = set()
-        self._brownout = False
-        self._head_fault = False
-        self._rng_in = random.Random(f"{self.seed}:corrupt-in")
-        self._rng_out = random.Random(f"{self.seed}:corrupt-out")
-        self._skip_in = -1
-        self._skip_out = -1
-
-        # --- persistent state -------------------------------------------------------------------
-        self._records: list[Record] = []
-        boots = 0
-        if state_file:
-            boots, self._records = load_state(state_file, p.name)
-            for r in self._records:
-                if r.outcome == wire.Outcome.RUNNING:
-                    r.outcome = wire.Outcome.POWER_LOSS  # the process died mid-session
-        self.boot_count = boots + 1
-        self._boot_tick = 0
-
-        # --- discrete state ----------------------------------------------------------------------
-        self._state = S.IDLE
-        self._plan: plans.Plan | None = None
-        self._session: Record | None = None
-        self._splan: plans.Plan | None = None  # plan of the running session
-        self._step = 0
-        self._done = [False] * n_ch
-        self._maxdur_hit = False
-        self._paused_host = False
-        self._paused_head = False
-        self._head = True
-        self._head_off_ms = 0
-        self._lease_deadline = INF
-        self._lease_renew = 0
-        self._lease_expired = False
-        self._derate = 1000
-        #: latched hardware faults: (interlock, index) -> index reported in events
-        self._latched: dict[tuple[int, int], int] = {}
-        self._fault_flags = 0  # telemetry flags of the latched faults
-        self._tel_plan = 0
+        self._tel_struct = struct.Struct("<IHBBIHHHIIBB" + "HHI" * self.n_ch + "h" * (self.n_z + 1))
         self._tel_period = TEL_DEFAULT_MS
         self._tel_due: int | None = TEL_DEFAULT_MS
         self._nonce_rng = random.Random(f"{self.seed}:nonce")
@@ -369,15 +105,11 @@ class SimDevice:
         self._authed = False
         self._dedup: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
 
-        # --- physics ------------------------------------------------------------------------
-        ss = [th.steady_state() for th in self._thermal]
-        self._ph = _Phys(0, [x[0] for x in ss], [x[1] for x in ss], n_ch)
-        self._cfg = self._build_cfg(self._ph)
-        self._dirty = False
-
-        # --- link and scheduling ---------------------------------------------------------------
+        # --- link and scheduling ------------------------------------------------------------
         self._send: Callable[[bytes], None] | None = None
         self._decoder = wire.FrameDecoder()
+        self._corrupt_in = Corrupter(f"{self.seed}:corrupt-in")
+        self._corrupt_out = Corrupter(f"{self.seed}:corrupt-out")
         self._seq = 0
         self._outbox: list[bytes] | None = None
         self._busy = False
@@ -388,38 +120,27 @@ class SimDevice:
         self._spec: tuple[_Phys, _Cfg, bool] | None = None
         self._closed = False
         self._stopped: asyncio.Future[None] | None = None
-        self._persisted_ck = -1
-        self.last_error: BaseException | None = None
-        self._stats = dict.fromkeys(
-            (
-                "frames_in",
-                "frames_out",
-                "bytes_in",
-                "bytes_out",
-                "requests",
-                "nacks",
-                "dedup_hits",
-                "malformed",
-                "unexpected",
-                "telemetry",
-                "events",
-                "dropped_in",
-                "dropped_out",
-                "corrupted_in",
-                "corrupted_out",
-                "wakeups",
-                "ticks",
-                "jumps",
-                "jumped_ticks",
-                "send_errors",
-                "state_errors",
-                "internal_errors",
-            ),
-            0,
-        )
+        for name in (
+            "frames_in",
+            "frames_out",
+            "bytes_in",
+            "bytes_out",
+            "requests",
+            "nacks",
+            "dedup_hits",
+            "malformed",
+            "unexpected",
+            "telemetry",
+            "dropped_in",
+            "dropped_out",
+            "wakeups",
+            "send_errors",
+            "internal_errors",
+        ):
+            self._stats[name] = 0
         self._persist()
 
-    # ================================================================ public API
+    # --- public API -----------------------------------------------------------------------
 
     def attach(self, send: Callable[[bytes], None]) -> None:
         """Where the device's output bytes go (called synchronously, from the loop)."""
@@ -475,6 +196,8 @@ class SimDevice:
     @property
     def stats(self) -> dict[str, int]:
         out = dict(self._stats)
+        out["corrupted_in"] = self._corrupt_in.flipped
+        out["corrupted_out"] = self._corrupt_out.flipped
         for k, v in self._decoder.stats.as_dict().items():
             out[f"decoder_{k}"] = v
         return out
@@ -503,6 +226,7 @@ class SimDevice:
         return tuple(self._ph.tb)
 
     def hello_info(self) -> wire.HelloInfo:
+        """What the device answers to HELLO now (the current nonce included)."""
         return self.profile.hello_info(
             nonce=self._nonce,
             boot_count=self.boot_count & 0xFFFF,
@@ -511,7 +235,7 @@ class SimDevice:
             capabilities=self.capabilities,
         )
 
-    # ================================================================ clock
+    # --- clock ----------------------------------------------------------------------------
 
     def _anchor(self) -> None:
         if self._loop is not None:
@@ -531,10 +255,7 @@ class SimDevice:
         now = round((self._loop.time() - self._t0) * 1000.0)
         return now if now > committed else committed
 
-    def _dev_ms(self, abs_ms: int) -> int:
-        return (abs_ms - self._boot_tick * self.tick_ms) & 0xFFFFFFFF
-
-    # ================================================================ scheduling
+    # --- scheduling -----------------------------------------------------------------------
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -543,6 +264,12 @@ class SimDevice:
 
     def _schedule(self) -> None:
         """Compute ahead to the next observable moment and set the wake-up timer there."""
+        try:
+            self._schedule_next()
+        except Exception as err:  # never let a bug stop the device's clock quietly
+            self._internal_error(err)
+
+    def _schedule_next(self) -> None:
         self._cancel_timer()
         self._spec = None
         loop = self._loop
@@ -604,755 +331,18 @@ class SimDevice:
                 continue
             return
 
-    # ================================================================ simulation (pure)
-
-    def _simulate(
-        self, ph: _Phys, cfg: _Cfg, dirty: bool, target: int
-    ) -> tuple[_Phys, _Cfg, bool, bool]:
-        """Advance to tick ``target`` without side effects.
-
-        Stops early, before the first tick at which something happens (an event, a
-        state change), and then returns ``event=True`` with the state just before it.
-        """
-        ck = self._ck_ticks
-        stats = self._stats
-        while ph.tick < target:
-            if cfg.jumpable is None:
-                cfg.jumpable = all(st.can_jump() for st in cfg.zsteps)
-            if not (dirty or cfg.ramping or cfg.over or not cfg.jumpable):
-                limit = min(target, cfg.due - 1, (ph.tick // ck + 1) * ck)
-                n = limit - ph.tick
-                while n > 0:
-                    nph = self._jump(ph, cfg, n)
-                    if nph is not None:
-                        ph = nph
-                        stats["jumps"] += 1
-                        stats["jumped_ticks"] += n
-                        break
-                    n //= 2
-                if n > 0:
-                    if ph.tick % ck == 0:
-                        self._take_checkpoint(ph)
-                    continue
-            # a tick of its own: it may change modes, end a ramp or hold an event
-            nph = self._physics_tick(ph, cfg)
-            stats["ticks"] += 1
-            if self._has_event(nph, cfg):
-                return ph, cfg, dirty, True
-            ph = nph
-            cfg = self._build_cfg(ph)
-            dirty = False
-            if ph.tick % ck == 0:
-                self._take_checkpoint(ph)
-        return ph, cfg, dirty, False
-
-    @staticmethod
-    def _take_checkpoint(ph: _Phys) -> None:
-        ph.ck_tick = ph.tick
-        ph.ck_fl = tuple(ph.fl)
-        ph.ck_emit = ph.emit
-        ph.ck_el = ph.el
-
-    def _measured(self, cfg: _Cfg, i: int, tb: float) -> float:
-        """Measured on-state output of channel ``i`` in mW/cm² at board temperature ``tb``."""
-        m = cfg.mode[i]
-        if m == NORM:
-            return cfg.sp[i] / 100.0
-        if m in (SAT, STUCK):
-            v = cfg.o0[i] + cfg.o1[i] * tb
-            return v if v > 0.0 else 0.0
-        return 0.0
-
-    def _physics_tick(self, ph: _Phys, cfg: _Cfg) -> _Phys:
-        """One control tick of physics and counters under ``cfg`` (a new state)."""
-        T = self.tick_ms
-        new = ph.copy()
-        tb = ph.tb
-        zs = cfg.zsteps
-        nb = []
-        ns = []
-        for z in range(self.n_z):
-            b, s = zs[z].tick(tb[z], ph.ts[z])
-            nb.append(b)
-            ns.append(s)
-        new.tb = nb
-        new.ts = ns
-        if cfg.session:
-            fl = list(ph.fl)
-            sfl = list(ph.sfl) if cfg.running else ph.sfl
-            for i, inc in cfg.inc:
-                fl[i] += inc
-                if cfg.running:
-                    sfl[i] += inc
-            for i in cfg.var:
-                u = round(self._measured(cfg, i, tb[self._ch_zone[i]]) * 100.0) * cfg.duty[i]
-                fl[i] += u
-                if cfg.running:
-                    sfl[i] += u
-            new.fl = fl
-            new.sfl = sfl
-            if cfg.emitting:
-                new.emit = ph.emit + T
-        if cfg.running:
-            new.el = ph.el + T
-            new.sel = ph.sel + T
-        if cfg.over or any(ph.oo):
-            oo = [0] * self.n_ch
-            for i in range(self.n_ch):
-                if cfg.mode[i] == STUCK:
-                    meas = self._measured(cfg, i, tb[self._ch_zone[i]])
-                    if meas > self._allowed(cfg.sp[i]):
-                        oo[i] = ph.oo[i] + 1
-            new.oo = oo
-        new.tick = ph.tick + 1
-        return new
-
-    @staticmethod
-    def _allowed(sp_q: int) -> float:
-        """Most a channel may measure (mW/cm²) before OVER_OUTPUT counts it (spec §8)."""
-        if sp_q == 0:
-            return 0.0  # commanded off: any light is too much
-        return 1.2 * sp_q / 100.0 + 0.05
-
-    def _jump(self, ph: _Phys, cfg: _Cfg, n: int) -> _Phys | None:
-        """``n`` uneventful ticks at once, or None when a threshold might be crossed."""
-        T = self.tick_ms
-        nb = []
-        ns = []
-        sums = []
-        tb_lo, tb_hi, ts_lo, ts_hi = cfg.tb_lo, cfg.tb_hi, cfg.ts_lo, cfg.ts_hi
-        zs = cfg.zsteps
-        tbs = ph.tb
-        tss = ph.ts
-        # zones with the same outputs and the same state (the usual case: one setting for
-        # the whole cap) evolve identically: compute each distinct one once
-        memo: dict[tuple[ZoneStep, float, float], tuple[float, ...]] = {}
-        for z in range(self.n_z):
-            key = (zs[z], tbs[z], tss[z])
-            r = memo.get(key)
-            if r is None:
-                r = memo[key] = zs[z].jump(tbs[z], tss[z], n)
-            b1, s1, blo, bhi, slo, shi, sb = r
-            if shi >= ts_hi[z] or slo <= ts_lo[z] or bhi >= tb_hi[z] or blo <= tb_lo[z]:
-                return None
-            nb.append(b1)
-            ns.append(s1)
-            sums.append(sb)
-        new = ph.copy()
-        new.tb = nb
-        new.ts = ns
-        if cfg.session:
-            fl = list(ph.fl)
-            sfl = list(ph.sfl) if cfg.running else ph.sfl
-            for i, inc in cfg.inc:
-                fl[i] += inc * n
-                if cfg.running:
-                    sfl[i] += inc * n
-            if cfg.var:
-                # outputs that follow Tb: their fluence is affine in the sum of Tb
-                step = self._splan.steps[self._step] if (cfg.running and self._splan) else None
-                for i in cfg.var:
-                    out = n * cfg.o0[i] + cfg.o1[i] * sums[self._ch_zone[i]]
-                    u = round(out * 100.0) * cfg.duty[i]
-                    fl[i] += u
-                    if fl[i] >= self._max_units:
-                        return None
-                    if cfg.running:
-                        sfl[i] += u
-                        if step is not None and step.kind == wire.StepKind.FLUENCE:
-                            for sp in step.setpoints:
-                                if (
-                                    sp.index == i
-                                    and not self._done[i]
-                                    and sfl[i] >= sp.target_uj * UNITS_PER_UJ
-                                ):
-                                    return None
-            new.fl = fl
-            new.sfl = sfl
-            if cfg.emitting:
-                new.emit = ph.emit + T * n
-        if cfg.running:
-            new.el = ph.el + T * n
-            new.sel = ph.sel + T * n
-        if any(ph.oo):
-            new.oo = [0] * self.n_ch
-        new.tick = ph.tick + n
-        return new
-
-    def _reading_q(self, z: int, tick: int, ts: float) -> int:
-        """Sensor reading of zone ``z`` in 0.01 °C: model plus seeded noise, or a fault."""
-        ov = self._therm_override.get(z)
-        if ov is not None:
-            return ov
-        h = (tick * 0x9E3779B1 + (z + 1) * 0x85EBCA6B + self._noise_mix) & 0xFFFFFFFF
-        h ^= h >> 16
-        h = (h * 0x7FEB352D) & 0xFFFFFFFF
-        h ^= h >> 15
-        h = (h * 0x846CA68B) & 0xFFFFFFFF
-        h ^= h >> 16
-        return round(ts * 100.0) + self._noise[h & (NOISE_TABLE - 1)]
-
-    def _supply_mv(self, load: float) -> int:
-        if self._brownout:
-            return self.profile.sim.brownout_mv - BROWNOUT_SAG_MV
-        return self.profile.sim.supply_mv - round(DROOP_FULL_MV * load)
-
-    def _reading_trip(self, r: int) -> IL | None:
-        """The interlock a zone reading trips: outside 0-80 °C the sensor is broken and
-        the reading means nothing (SENSOR_FAULT); else THERMAL_CUTOFF at the cut-off."""
-        if not SENSOR_MIN_Q <= r <= SENSOR_MAX_Q:
-            return IL.SENSOR_FAULT
-        if r >= self._cutoff_q:
-            return IL.THERMAL_CUTOFF
-        return None
-
-    def _has_event(self, ph: _Phys, cfg: _Cfg) -> bool:
-        """Does anything happen at tick ``ph.tick``? (no side effects; errs towards yes)"""
-        n = ph.tick
-        if n >= self._next_fault or n >= cfg.due:
-            return True
-        latched = self._latched
-        for z in range(self.n_z):
-            kind = self._reading_trip(self._reading_q(z, n, ph.ts[z]))
-            if kind and (kind, z) not in latched:
-                return True
-        if self._brownout and (IL.BROWNOUT, wire.NO_INDEX) not in latched:
-            return True
-        if (IL.OVER_OUTPUT, wire.NO_INDEX) not in latched and any(v >= 2 for v in ph.oo):
-            return True
-        if self._session is None:
-            return False
-        if cfg.running and self._splan is not None:
-            step = self._splan.steps[self._step]
-            if ph.sel >= step.duration_ms:
-                return True
-            if step.kind == wire.StepKind.FLUENCE:
-                for sp in step.setpoints:
-                    if not self._done[sp.index] and ph.sfl[sp.index] >= sp.target_uj * UNITS_PER_UJ:
-                        return True
-        if ph.el >= self._max_ms or any(v >= self._max_units for v in ph.fl):
-            return True
-        T = self.tick_ms
-        if not self._head and n * T >= self._head_off_ms + self._head_abort_ms:
-            return True
-        if not self._lease_expired and n * T >= self._lease_deadline:
-            return True
-        return self._lease_expired and self._paused_host
-
-    def _build_cfg(self, ph: _Phys) -> _Cfg:
-        """The outputs for the interval starting at ``ph.tick`` (no side effects)."""
-        T = self.tick_ms
-        n_ch = self.n_ch
-        cfg = _Cfg()
-        sess = self._session is not None
-        running = sess and self._state == S.RUNNING and self._splan is not None
-        sp = [0] * n_ch
-        duty = [FULL_DUTY] * n_ch
-        ramping = False
-        step = None
-        if running:
-            assert self._splan is not None
-            step = self._splan.steps[self._step]
-            frac = 1.0
-            if step.ramp_ms and ph.sel < step.ramp_ms:
-                ramping = True
-                # midpoint of the tick: a linear ramp delivers exactly half its fluence
-                frac = min(1.0, (2 * ph.sel + T) / (2.0 * step.ramp_ms))
-            scale = frac * self._derate / 1000.0
-            fluence_step = step.kind == wire.StepKind.FLUENCE
-            for s in step.setpoints:
-                if fluence_step and self._done[s.index]:
-                    continue
-                sp[s.index] = s.irr if scale == 1.0 else round(s.irr * scale)
-                duty[s.index] = step.duty
-        master = (IL.OVER_OUTPUT, wire.NO_INDEX) not in self._latched and not self._brownout
-        mode = [OFF] * n_ch
-        o0 = [0.0] * n_ch
-        o1 = [0.0] * n_ch
-        inc: list[tuple[int, int]] = []
-        var: list[int] = []
-        n_z = self.n_z
-        qb0 = [0.0] * n_z
-        qb1 = [0.0] * n_z
-        qs0 = [0.0] * n_z
-        qs1 = [0.0] * n_z
-        tb_lo = [-math.inf] * n_z
-        tb_hi = [math.inf] * n_z
-        over = False
-        load = 0.0
-        for i in range(n_ch):
-            z = self._ch_zone[i]
-            tb = ph.tb[z]
-            k = self._ch_k[i]
-            dmax = self._ch_d[i] * self._ch_tf[i]  # most the channel can emit at 25 °C
-            if not master:
-                continue
-            if i in self._led_open:
-                mode[i] = OPEN
-                continue
-            if i in self._stuck:
-                m = STUCK
-                duty[i] = FULL_DUTY
-            elif sp[i] == 0:
-                continue
-            else:
-                cap = dmax * (1.0 + k * (tb - 25.0))
-                m = NORM if sp[i] / 100.0 <= cap else SAT
-                if k != 0.0:
-                    # the board temperature at which the channel would change mode
-                    t_sat = 25.0 + (sp[i] / 100.0 / dmax - 1.0) / k
-                    if (m == NORM) == (k < 0):
-                        tb_hi[z] = min(tb_hi[z], t_sat)
-                    else:
-                        tb_lo[z] = max(tb_lo[z], t_sat)
-            mode[i] = m
-            d = duty[i] / FULL_DUTY
-            hb = self._ch_hb[i]
-            hs = self._ch_hs[i]
-            if m == NORM:
-                # optical feedback holds the output; drive rises as efficiency falls. The
-                # channel is calibrated at 25 °C, so its drive there equals its output.
-                drv = sp[i] / 100.0
-                qb0[z] += hb * d * drv * (1.0 + 25.0 * k)
-                qb1[z] -= hb * d * drv * k
-                qs0[z] += hs * d * sp[i] / 100.0
-                inc.append((i, sp[i] * duty[i]))
-                load += d * drv / self._ch_d[i]
-            else:
-                # full drive: the output follows the board temperature
-                a0 = dmax * (1.0 - 25.0 * k)
-                a1 = dmax * k
-                o0[i] = a0
-                o1[i] = a1
-                qb0[z] += hb * d * self._ch_d[i]
-                qs0[z] += hs * d * a0
-                qs1[z] += hs * d * a1
-                var.append(i)
-                load += d
-                if m == STUCK and a1 != 0.0:
-                    allowed = self._allowed(sp[i])
-                    now_over = a0 + a1 * tb > allowed
-                    over = over or now_over
-                    t_oo = (allowed - a0) / a1
-                    if (not now_over) == (k < 0):
-                        tb_lo[z] = max(tb_lo[z], t_oo)
-                    else:
-                        tb_hi[z] = min(tb_hi[z], t_oo)
-                elif m == STUCK:
-                    over = over or a0 > self._allowed(sp[i])
-        for z in self._overtemp:
-            qb0[z] += self.profile.sim.overtemp_w
-        zsteps = [self._thermal[z].step(qb0[z], qb1[z], qs0[z], qs1[z]) for z in range(n_z)]
-        ts_lo = []
-        ts_hi = []
-        for z in range(n_z):
-            if z in self._therm_override:
-                ts_lo.append(-math.inf)
-                ts_hi.append(math.inf)
-                continue
-            hi = self._ts_range[1]
-            if (IL.THERMAL_CUTOFF, z) not in self._latched:
-                hi = min(hi, self._ts_cut)
-            lo = self._ts_range[0] if (IL.SENSOR_FAULT, z) not in self._latched else -math.inf
-            ts_lo.append(lo)
-            ts_hi.append(hi)
-        cfg.sp = sp
-        cfg.mode = mode
-        cfg.duty = duty
-        cfg.o0 = o0
-        cfg.o1 = o1
-        cfg.inc = inc
-        cfg.var = var
-        cfg.zsteps = zsteps
-        cfg.tb_lo = tb_lo
-        cfg.tb_hi = tb_hi
-        cfg.ts_lo = ts_lo
-        cfg.ts_hi = ts_hi
-        cfg.running = running
-        cfg.session = sess
-        cfg.ramping = ramping
-        cfg.emitting = any(m in (NORM, SAT, STUCK) for m in mode)
-        cfg.over = over
-        cfg.jumpable = None
-        cfg.supply = self._supply_mv(load / n_ch)
-        cfg.due = self._due(ph, cfg, step)
-        return cfg
-
-    def _due(self, ph: _Phys, cfg: _Cfg, step: plans.Step | None) -> int:
-        """Absolute tick of the next event that can be computed in advance."""
-        T = self.tick_ms
-        t = ph.tick
-        due = self._next_fault
-        if self._session is not None:
-            if not self._lease_expired:
-                due = min(due, -(-self._lease_deadline // T))
-            if not self._head:
-                due = min(due, -(-(self._head_off_ms + self._head_abort_ms) // T))
-            if cfg.running and step is not None:
-                due = min(due, t + -(-(step.duration_ms - ph.sel) // T))
-                due = min(due, t + -(-(self._max_ms - ph.el) // T))
-                if step.kind == wire.StepKind.FLUENCE:
-                    incs = dict(cfg.inc)
-                    for s in step.setpoints:
-                        inc = incs.get(s.index, 0)
-                        if inc and not self._done[s.index]:
-                            left = s.target_uj * UNITS_PER_UJ - ph.sfl[s.index]
-                            due = min(due, t + -(-left // inc))
-            for i, inc in cfg.inc:
-                due = min(due, t + -(-(self._max_units - ph.fl[i]) // inc))
-        return max(due, t + 1)
-
-    # ================================================================ events (committing)
-
-    def _event_tick(self) -> None:
-        """Process the next tick with everything that happens at it."""
-        ph = self._physics_tick(self._ph, self._cfg)
-        self._stats["ticks"] += 1
-        self._ph = ph
-        n = ph.tick
-        T = self.tick_ms
-        t_abs = n * T
-        cfg = self._cfg  # the interval that just ended
-        while self._next_fault <= n:
-            self._apply_fault_change()
-            ph = self._ph  # a reboot resets the counters
-        latched = self._latched
-        # hardware interlocks: emitters off in this very tick, fault latched
-        for z in range(self.n_z):
-            r = self._reading_q(z, n, ph.ts[z])
-            kind = self._reading_trip(r)
-            if kind and (kind, z) not in latched:
-                if kind == IL.SENSOR_FAULT:
-                    lim = SENSOR_MIN_Q if r < SENSOR_MIN_Q else SENSOR_MAX_Q
-                else:
-                    lim = self._cutoff_q
-                self._trip(kind, z, r, lim, t_abs)
-        if self._brownout and (IL.BROWNOUT, wire.NO_INDEX) not in latched:
-            mv = self._supply_mv(0.0)
-            self._trip(IL.BROWNOUT, wire.NO_INDEX, mv, self.profile.sim.brownout_mv, t_abs)
-        if (IL.OVER_OUTPUT, wire.NO_INDEX) not in latched:
-            for i, count in enumerate(ph.oo):
-                if count >= 2:
-                    meas = self._measured(cfg, i, self._ph.tb[self._ch_zone[i]])
-                    allowed = round(self._allowed(cfg.sp[i]) * 100)
-                    # the master switch cuts every channel: latch under no particular index
-                    self._trip(
-                        IL.OVER_OUTPUT, wire.NO_INDEX, round(meas * 100), allowed, t_abs, ch=i
-                    )
-                    break
-        # the plan
-        if self._session is not None and cfg.running and self._splan is not None:
-            self._advance_plan(t_abs)
-        # policy interlocks
-        if self._session is not None:
-            self._policy_checks(t_abs)
-        self._cfg = self._build_cfg(self._ph)
-        self._dirty = False
-        if n % self._ck_ticks == 0:
-            self._take_checkpoint(self._ph)
-        self._checkpoint_persist()
-
-    def _advance_plan(self, t_abs: int) -> None:
-        ph = self._ph
-        plan = self._splan
-        assert plan is not None and self._session is not None
-        step = plan.steps[self._step]
-        if step.kind == wire.StepKind.FLUENCE:
-            for s in step.setpoints:
-                target = s.target_uj * UNITS_PER_UJ
-                if not self._done[s.index] and ph.sfl[s.index] >= target:
-                    self._done[s.index] = True
-                    self._event(
-                        EK.TARGET_REACHED,
-                        t_abs,
-                        b=s.index,
-                        value=_u2uj(ph.sfl[s.index]),
-                        limit=s.target_uj,
-                    )
-            all_done = all(self._done[s.index] for s in step.setpoints)
-            if not all_done and ph.sel >= step.duration_ms:
-                self._maxdur_hit = True
-            ended = all_done or ph.sel >= step.duration_ms
-        else:
-            ended = ph.sel >= step.duration_ms
-        if not ended:
-            return
-        if self._step + 1 < len(plan.steps):
-            self._step += 1
-            self._done = [False] * self.n_ch
-            ph = ph.copy()
-            ph.sfl = [0] * self.n_ch
-            ph.sel = 0
-            self._ph = ph
-            self._event(EK.STEP, t_abs, a=self._step, value=plan.plan_id & 0x7FFFFFFF)
-        else:
-            outcome = wire.Outcome.MAX_DURATION if self._maxdur_hit else wire.Outcome.COMPLETED
-            self._end_session(outcome, 0, S.IDLE, t_abs)
-
-    def _policy_checks(self, t_abs: int) -> None:
-        ph = self._ph
-        if ph.el >= self._max_ms:
-            self._trip(IL.MAX_DURATION, wire.NO_INDEX, ph.el, self._max_ms, t_abs)
-            return
-        for i, units in enumerate(ph.fl):
-            if units >= self._max_units:
-                self._trip(IL.MAX_FLUENCE, i, _u2uj(units), self._max_units // UNITS_PER_UJ, t_abs)
-                return
-        if not self._head and t_abs >= self._head_off_ms + self._head_abort_ms:
-            off = t_abs - self._head_off_ms
-            self._trip(IL.HEAD_OFF_TIMEOUT, wire.NO_INDEX, off, self._head_abort_ms, t_abs)
-            return
-        assert self._splan is not None
-        lease_ms = self._splan.lease_ms
-        if not self._lease_expired and t_abs >= self._lease_deadline:
-            self._lease_expired = True
-            since = t_abs - self._lease_renew
-            stop = self._splan.policy == wire.LinkPolicy.STOP or self._paused_host
-            applied = wire.LinkPolicy.STOP if stop else wire.LinkPolicy.FINISH
-            self._event(EK.LEASE_EXPIRED, t_abs, a=applied, value=since, limit=lease_ms)
-            if stop:
-                self._trip(IL.LEASE_STOP, wire.NO_INDEX, since, lease_ms, t_abs)
-            return
-        if self._lease_expired and self._paused_host:
-            since = t_abs - self._lease_renew
-            self._trip(IL.LEASE_STOP, wire.NO_INDEX, since, lease_ms, t_abs)
-
-    def _trip(
-        self, kind: IL, index: int, value: int, limit: int, t_abs: int, *, ch: int | None = None
-    ) -> None:
-        """An interlock: event, emitters off now, the session ends with a complete record."""
-        b = index if ch is None else ch
-        self._event(EK.INTERLOCK, t_abs, a=kind, b=b, value=value, limit=limit)
-        hardware = kind in _HARDWARE
-        if hardware:
-            self._latched[(kind, index)] = b
-            self._fault_flags |= _FAULT_FLAG[kind]
-            self._event(EK.FAULT, t_abs, a=kind, b=b, value=1)
-        new_state = S.FAULT if hardware else S.IDLE
-        if self._session is not None:
-            outcome = wire.Outcome.LEASE_STOP if kind == IL.LEASE_STOP else wire.Outcome.INTERLOCK
-            self._end_session(outcome, int(kind), new_state, t_abs)
-        elif hardware:
-            self._plan = None
-            self._set_state(S.FAULT, int(kind), t_abs)
-        # emitters off within this tick: the rest of the interval runs on the new outputs
-        self._cfg = self._build_cfg(self._ph)
-
-    def _end_session(self, outcome: int, reason: int, new_state: S, t_abs: int) -> None:
-        rec = self._session
-        assert rec is not None
-        ph = self._ph
-        rec.end_ms = self._dev_ms(t_abs)
-        rec.outcome = outcome
-        rec.reason = reason
-        rec.emitting_ms = ph.emit
-        rec.fluence_uj = [_u2uj(v) for v in ph.fl]
-        plan_id = rec.plan_id
-        self._session = None
-        self._splan = None
-        self._plan = None
-        self._paused_host = self._paused_head = False
-        self._lease_deadline = INF
-        self._derate = 1000
-        self._done = [False] * self.n_ch
-        if self._state == S.FAULT:
-            new_state = S.FAULT
-        self._set_state(new_state, reason, t_abs)
-        self._event(EK.SESSION_END, t_abs, a=outcome, b=reason & 0xFF, value=ph.emit, limit=plan_id)
-        self._dirty = True
-        self._persist()
-
-    def _set_state(self, new: S, reason: int, t_abs: int) -> None:
-        old = self._state
-        if new == old:
-            return
-        self._state = new
-        self._event(EK.STATE, t_abs, a=new, b=old, value=reason)
-
-    def _set_head(self, present: bool, t_abs: int) -> None:
-        if present == self._head:
-            return
-        self._head = present
-        self._event(EK.HEAD, t_abs, a=1 if present else 0)
-        if not present:
-            self._head_off_ms = t_abs
-            if self._session is not None:
-                self._paused_head = True
-                self._set_state(S.PAUSED, 0, t_abs)
-        elif self._session is not None and self._paused_head:
-            self._paused_head = False
-            if not self._paused_host:
-                self._set_state(S.RUNNING, 0, t_abs)
-        self._dirty = True
-
-    # ================================================================ faults
-
-    def _resolve_fault(self, f: Fault) -> int:
-        """Zone or channel index a fault acts on (-1: none); ValueError for a bad argument."""
-        if f.name in ("overtemp", "thermistor_open", "thermistor_short"):
-            if f.arg is None:
-                return 0
-            if isinstance(f.arg, int) and f.arg in self._zone_index:
-                return self._zone_index[f.arg]
-            for i, z in enumerate(self.profile.zones):
-                if str(f.arg) == z.name:
-                    return i
-            zones = ", ".join(f"{z.id} ({z.name})" for z in self.profile.zones)
-            raise ValueError(
-                f"fault {f}: {self.profile.name} has no zone {f.arg!r}; zones: {zones}"
-            )
-        if f.name in ("led_open", "stuck_on"):
-            if not isinstance(f.arg, int) or f.arg not in self._ch_index:
-                ids = ", ".join(str(c.id) for c in self.profile.channels)
-                raise ValueError(
-                    f"fault {f}: {self.profile.name} has no channel {f.arg!r}; channels: {ids}"
-                )
-            return self._ch_index[f.arg]
-        return -1
-
-    def _arm_faults(self, start_abs: int) -> None:
-        """Faults count from the START of the first session on this device."""
-        self._armed = True
-        T = self.tick_ms
-        first = self._ph.tick + 1
-        sched: list[tuple[int, int, bool]] = []
-        for idx, f in enumerate(self.faults):
-            on = start_abs + round(f.at_s * 1000)
-            off = INF if f.duration_s is None else on + round(f.duration_s * 1000)
-            if f.name in ("link_drop", "corrupt"):
-                rate = float(f.arg) if f.name == "corrupt" and f.arg is not None else 1.0
-                self._link_windows.append((f.name, on, off, rate))
-                continue
-            sched.append((max(first, -(-on // T)), idx, True))
-            if off < INF and f.name != "reboot":
-                sched.append((max(first, -(-off // T)), idx, False))
-        sched.sort(key=lambda e: (e[0], not e[2], e[1]))
-        self._fault_sched = sched
-        self._next_fault = sched[0][0] if sched else INF
-        self._dirty = True
-
-    def _apply_fault_change(self) -> None:
-        tick, idx, on = self._fault_sched.pop(0)
-        self._next_fault = self._fault_sched[0][0] if self._fault_sched else INF
-        f = self.faults[idx]
-        target = self._fault_targets[idx]
-        t_abs = tick * self.tick_ms
-        name = f.name
-        if name == "overtemp":
-            (self._overtemp.add if on else self._overtemp.discard)(target)
-        elif name == "thermistor_open" or name == "thermistor_short":
-            if on:
-                q = READING_OPEN_Q if name == "thermistor_open" else READING_SHORT_Q
-                self._therm_override[target] = q
-            else:
-                self._therm_override.pop(target, None)
-        elif name == "led_open":
-            (self._led_open.add if on else self._led_open.discard)(target)
-        elif name == "stuck_on":
-            (self._stuck.add if on else self._stuck.discard)(target)
-        elif name == "brownout":
-            self._brownout = on
-        elif name == "head_off":
-            self._head_fault = on
-            self._set_head(not on, t_abs)
-        elif name == "reboot":
-            self._reboot(tick)
-        self._dirty = True
-
-    def _reboot(self, tick: int) -> None:
-        """Watchdog reset: emitters off, RAM lost, records kept, BOOT event."""
-        T = self.tick_ms
-        ph = self._ph
-        rec = self._session
-        if rec is not None:
-            # found unfinished at boot: the last checkpoint is all the device knows
-            rec.outcome = wire.Outcome.POWER_LOSS
-            rec.end_ms = self._dev_ms(ph.ck_tick * T)
-            rec.fluence_uj = [_u2uj(v) for v in ph.ck_fl]
-            rec.emitting_ms = ph.ck_emit
-        self._session = None
-        self._splan = None
-        self._plan = None
-        self._state = S.IDLE
-        self._step = 0
-        self._done = [False] * self.n_ch
-        self._maxdur_hit = False
-        self._paused_host = self._paused_head = False
-        self._lease_deadline = INF
-        self._lease_expired = False
-        self._derate = 1000
-        self._latched = {}
-        self._fault_flags = 0
-        self._tel_plan = 0
-        self.boot_count += 1
-        self._boot_tick = tick
-        self._tel_period = TEL_DEFAULT_MS
-        self._tel_due = tick * T + TEL_DEFAULT_MS
-        self._nonce = self._new_nonce()
-        self._last_counter = 0
-        self._authed = False
-        self._dedup.clear()
-        ph = ph.copy()
-        ph.reset_session()
-        ph.oo = [0] * self.n_ch
-        self._ph = ph
-        self._event(EK.BOOT, tick * T, a=wire.BootCause.WATCHDOG, value=self.boot_count & 0xFFFF)
-        self._dirty = True
-        self._persist()
-
-    def _link_fault(self, at_abs: int) -> tuple[bool, float]:
-        """(dropped, corruption rate) of the link at absolute ms ``at_abs``."""
-        drop = False
-        rate = 0.0
-        for name, on, off, r in self._link_windows:
-            if on <= at_abs < off:
-                if name == "link_drop":
-                    drop = True
-                else:
-                    rate = max(rate, r)
-        return drop, rate
-
-    def _corrupt(self, data: bytes, rate: float, rng: random.Random, inbound: bool) -> bytes:
-        """Flip bytes with probability ``rate`` each; positions drawn as geometric gaps so
-        that the result depends on the byte stream, never on how it was chunked."""
-        skip = self._skip_in if inbound else self._skip_out
-        if skip < 0:
-            skip = _geometric(rng, rate)
-        if skip >= len(data):
-            skip -= len(data)
-            if inbound:
-                self._skip_in = skip
-            else:
-                self._skip_out = skip
-            return data
-        out = bytearray(data)
-        pos = skip
-        flipped = 0
-        while pos < len(out):
-            out[pos] ^= rng.randrange(1, 256)
-            flipped += 1
-            pos += 1 + _geometric(rng, rate)
-        rest = pos - len(out)
-        if inbound:
-            self._skip_in = rest
-            self._stats["corrupted_in"] += flipped
-        else:
-            self._skip_out = rest
-            self._stats["corrupted_out"] += flipped
-        return bytes(out)
-
-    # ================================================================ output
+    # --- output ---------------------------------------------------------------------------
 
     def _out(self, frame: bytes, at_abs: int) -> None:
         if self._closed:
             return
         if self._link_windows:
-            drop, rate = self._link_fault(at_abs)
+            drop, rate = link_state(self._link_windows, at_abs)
             if drop:
                 self._stats["dropped_out"] += len(frame)
                 return
             if rate > 0.0:
-                frame = self._corrupt(frame, rate, self._rng_out, inbound=False)
+                frame = self._corrupt_out.apply(frame, rate)
         self._stats["frames_out"] += 1
         self._stats["bytes_out"] += len(frame)
         send = self._send
@@ -1371,22 +361,6 @@ class SimDevice:
             self._outbox.append(frame)  # after the reply to the request being handled
         else:
             self._out(frame, at_abs)
-
-    def _event(
-        self,
-        kind: int,
-        t_abs: int,
-        *,
-        a: int = 0,
-        b: int = wire.NO_INDEX,
-        value: int = 0,
-        limit: int = 0,
-    ) -> None:
-        payload = wire.Event(
-            self._dev_ms(t_abs), kind, a & 0xFF, b & 0xFF, _i32(value), _i32(limit)
-        ).payload()
-        self._stats["events"] += 1
-        self._send_unsolicited(wire.MsgType.EVENT, payload, t_abs)
 
     def _status_payload(self, at_abs: int) -> bytes:
         """TELEMETRY/STATUS payload for the committed state (spec §8 layout).
@@ -1452,19 +426,19 @@ class SimDevice:
         vals.append(self._ambient_q)
         return self._tel_struct.pack(*vals)
 
-    # ================================================================ input
+    # --- input ----------------------------------------------------------------------------
 
     def _feed_one(self, data: bytes) -> bool:
         """Decode ``data`` and answer every complete request; True if any frame came."""
         now = self._abs_now()
         self._stats["bytes_in"] += len(data)
         if self._link_windows:
-            drop, rate = self._link_fault(now)
+            drop, rate = link_state(self._link_windows, now)
             if drop:
                 self._stats["dropped_in"] += len(data)
                 return False
             if rate > 0.0:
-                data = self._corrupt(data, rate, self._rng_in, inbound=True)
+                data = self._corrupt_in.apply(data, rate)
         frames = self._decoder.feed(data)
         if not frames:
             return False
@@ -1584,6 +558,8 @@ class SimDevice:
 
     # ---------------------------------------------------------------- request handlers
 
+    # --- request handlers -----------------------------------------------------------------
+
     def _on_upload(self, frame: wire.Frame, payload: bytes, authed: bool, now: int) -> bytes:
         if self._auth_required and not authed:
             try:
@@ -1657,37 +633,6 @@ class SimDevice:
     def _started(self, frame: wire.Frame, pid: int, result: int, start_ms: int) -> bytes:
         payload = wire.Started(pid, wire.StartResult(result), start_ms).payload()
         return encode_frame(wire.MsgType.STARTED, frame.seq, payload)
-
-    def _start_session(self, plan: plans.Plan, now: int) -> None:
-        rec = Record(
-            plan_id=plan.plan_id,
-            boot_count=self.boot_count & 0xFFFF,
-            start_ms=self._dev_ms(now),
-            fluence_uj=[0] * self.n_ch,
-        )
-        self._records.insert(0, rec)
-        del self._records[wire.MAX_RECORDS :]
-        self._session = rec
-        self._splan = plan
-        self._tel_plan = plan.plan_id
-        self._step = 0
-        self._done = [False] * self.n_ch
-        self._maxdur_hit = False
-        self._paused_host = False
-        self._paused_head = False
-        self._derate = 1000
-        self._lease_renew = now
-        self._lease_deadline = now + plan.lease_ms
-        self._lease_expired = False
-        ph = self._ph.copy()
-        ph.reset_session()
-        self._ph = ph
-        self._set_state(S.RUNNING, 0, now)
-        self._event(EK.STEP, now, a=0, value=plan.plan_id & 0x7FFFFFFF)
-        if not self._armed:
-            self._arm_faults(now)
-        self._dirty = True
-        self._persist()
 
     def _on_pause(self, frame: wire.Frame, msg: wire.Pause, authed: bool, now: int) -> bytes:
         if self._session is None:
@@ -1809,73 +754,7 @@ class SimDevice:
         self._dirty = True
         return self._ack(frame)
 
-    def _fault_cause(self, kind: IL, index: int) -> tuple[int, int] | None:
-        """(limit, observed) while the cause of a latched fault is still there."""
-        ph = self._ph
-        if kind == IL.THERMAL_CUTOFF:
-            # hysteresis: cool enough to START again, not just a noisy dip under the cut-off
-            r = self._reading_q(index, ph.tick, ph.ts[index])
-            limit = self._cutoff_q - TOO_HOT_MARGIN_Q
-            return (limit, r) if r >= limit else None
-        if kind == IL.SENSOR_FAULT:
-            r = self._reading_q(index, ph.tick, ph.ts[index])
-            return (SENSOR_MAX_Q, r) if not SENSOR_MIN_Q <= r <= SENSOR_MAX_Q else None
-        if kind == IL.BROWNOUT:
-            mv = self._supply_mv(0.0)
-            return (self.profile.sim.brownout_mv, mv) if self._brownout else None
-        if kind == IL.OVER_OUTPUT:
-            # the device re-tests its drivers with the master switch open
-            return (0, 1) if self._stuck else None
-        return None
-
-    # ================================================================ records and state file
-
-    def _record_now(self, r: Record) -> Record:
-        if r is not self._session:
-            return r
-        ph = self._ph
-        return Record(
-            r.plan_id,
-            r.boot_count,
-            r.start_ms,
-            0,
-            wire.Outcome.RUNNING,
-            0,
-            ph.emit,
-            [_u2uj(v) for v in ph.fl],
-        )
-
-    def _checkpoint_persist(self) -> None:
-        if self.state_file and self._session is not None and self._ph.ck_tick != self._persisted_ck:
-            self._persist()
-
-    def _persist(self) -> None:
-        if not self.state_file:
-            return
-        ph = self._ph
-        self._persisted_ck = ph.ck_tick
-        recs = []
-        for r in self._records:
-            if r is self._session:
-                # what survives a power cut: the last checkpoint
-                r = Record(
-                    r.plan_id,
-                    r.boot_count,
-                    r.start_ms,
-                    self._dev_ms(ph.ck_tick * self.tick_ms),
-                    wire.Outcome.RUNNING,
-                    0,
-                    ph.ck_emit,
-                    [_u2uj(v) for v in ph.ck_fl],
-                )
-            recs.append(r)
-        try:
-            save_state(self.state_file, self.profile.name, self.boot_count, recs)
-        except OSError as err:
-            self._stats["state_errors"] += 1
-            self.last_error = err
-
-    # ================================================================ misc
+    # --- misc -----------------------------------------------------------------------------
 
     def _new_nonce(self) -> bytes:
         return self._nonce_rng.randbytes(wire.NONCE_SIZE)
@@ -1883,6 +762,14 @@ class SimDevice:
     def _internal_error(self, err: BaseException) -> None:
         self._stats["internal_errors"] += 1
         self.last_error = err
+
+    def _on_reboot(self, tick: int) -> None:
+        self._tel_period = TEL_DEFAULT_MS
+        self._tel_due = tick * self.tick_ms + TEL_DEFAULT_MS
+        self._nonce = self._new_nonce()
+        self._last_counter = 0
+        self._authed = False
+        self._dedup.clear()
 
 
 _HANDLERS: dict[int, str] = {
@@ -1900,21 +787,4 @@ _HANDLERS: dict[int, str] = {
 }
 
 
-def _u2uj(units: int) -> int:
-    """Fluence units (1e-5 µJ/cm²) to whole µJ/cm², rounded half up."""
-    return (units + UNITS_PER_UJ // 2) // UNITS_PER_UJ
-
-
-def _i32(v: int) -> int:
-    return max(-(2**31), min(2**31 - 1, int(v)))
-
-
-def _geometric(rng: random.Random, p: float) -> int:
-    """Bytes to skip before the next corrupted one (geometric with success ``p``)."""
-    if p >= 1.0:
-        return 0
-    u = rng.random()
-    return int(math.log1p(-u) / math.log1p(-p))
-
-
-__all__ = ["SimDevice"]
+__all__ = ["SimDevice", "encode_frame"]
