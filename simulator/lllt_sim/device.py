@@ -420,8 +420,11 @@ class SimDevice(Engine):
             vals += (sp[i], meas, f if f <= 0xFFFFFFFF else 0xFFFFFFFF)
         tick = ph.tick
         ts = ph.ts
-        for z in range(self.n_z):
-            r = self._reading_q(z, tick, ts[z])
+        if self._therm_override:
+            readings = [self._reading_q(z, tick, ts[z]) for z in range(self.n_z)]
+        else:
+            readings = self._readings(tick, ts)
+        for r in readings:
             vals.append(-32767 if r < -32767 else 32767 if r > 32767 else r)
         vals.append(self._ambient_q)
         return self._tel_struct.pack(*vals)

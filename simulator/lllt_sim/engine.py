@@ -440,13 +440,17 @@ class Engine:
         tbs = ph.tb
         tss = ph.ts
         # zones with the same outputs and the same state (the usual case: one setting for
-        # the whole cap) evolve identically: compute each distinct one once
-        memo: dict[tuple[ZoneStep, float, float], tuple[float, ...]] = {}
+        # the whole cap) evolve identically: reuse the previous zone's result
+        prev: ZoneStep | None = None
+        pb = ps = 0.0
+        r: tuple[float, float, float, float, float, float, float] = (0.0,) * 7
         for z in range(self.n_z):
-            key = (zs[z], tbs[z], tss[z])
-            r = memo.get(key)
-            if r is None:
-                r = memo[key] = zs[z].jump(tbs[z], tss[z], n)
+            st = zs[z]
+            b0 = tbs[z]
+            s0 = tss[z]
+            if st is not prev or b0 != pb or s0 != ps:
+                r = st.jump(b0, s0, n)
+                prev, pb, ps = st, b0, s0
             b1, s1, blo, bhi, slo, shi, sb = r
             if shi >= ts_hi[z] or slo <= ts_lo[z] or bhi >= tb_hi[z] or blo <= tb_lo[z]:
                 return None
@@ -493,6 +497,22 @@ class Engine:
             new.oo = [0] * self.n_ch
         new.tick = ph.tick + n
         return new
+
+    def _readings(self, tick: int, ts: list[float]) -> list[int]:
+        """Every zone's reading at ``tick`` with no thermistor fault (the per-sample path)."""
+        noise = self._noise
+        mask = NOISE_TABLE - 1
+        base = (tick * 0x9E3779B1 + self._noise_mix) & 0xFFFFFFFF
+        out = []
+        for z in range(self.n_z):
+            h = (base + (z + 1) * 0x85EBCA6B) & 0xFFFFFFFF
+            h ^= h >> 16
+            h = (h * 0x7FEB352D) & 0xFFFFFFFF
+            h ^= h >> 15
+            h = (h * 0x846CA68B) & 0xFFFFFFFF
+            h ^= h >> 16
+            out.append(round(ts[z] * 100.0) + noise[h & mask])
+        return out
 
     def _reading_q(self, z: int, tick: int, ts: float) -> int:
         """Sensor reading of zone ``z`` in 0.01 °C: model plus seeded noise, or a fault."""

@@ -31,7 +31,7 @@ def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
     body = _HEADER.pack(wire.PROTOCOL_MAJOR, 0, msg_type, seq & 0xFFFF) + payload
     crc = wire.crc16(body)
     data = body + bytes((crc >> 8, crc & 0xFF))
-    lens = [len(x) for x in data.split(b"\x00")]
+    lens = list(map(len, data.split(b"\x00")))
     if max(lens) >= 254:
         return wire.encode_frame(msg_type, seq, payload)  # long runs: the general encoder
     out = bytearray(b"\x00")
