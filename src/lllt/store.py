@@ -16,12 +16,22 @@ Writing a session (the runner)::
     rec.device_event(t, event) / rec.event(t, "derate", {...})
     rec.finish(t, status=Status.COMPLETED, outcome="completed", exit_code=0, ...)
 
+    # later, connected to that device again:
+    for row in store.pending_reconciliation(serial):
+        store.reconcile_from_record(row.id, record, reconciled_at=..., started_at=..., ...)
+
 :class:`SessionRecorder` keeps telemetry at 1 Hz plus every sample within ±2 s of an
 event, follows step changes in the telemetry to fill the phase rows, and commits in
 batches: on every event, on phase boundaries, and otherwise at most once per second of
 wall time. A failed batch never interrupts the caller's supervision loop: the rows stay
 buffered, the next batch retries, and ``finish()`` raises :class:`StoreError` if the log
-still cannot be written.
+still cannot be written. The 1 Hz grid and the event windows are in host time (the
+``t`` passed in), which is monotonic across device reboots where device time is not.
+
+Durability: WAL with ``synchronous=NORMAL`` for telemetry batches (a commit survives the
+process being killed); the session row's lifecycle commits (begin, started, finish,
+interrupted, reconciled) use ``synchronous=FULL``, which also syncs every batch before
+them, so a power cut cannot lose a session row.
 
 Session statuses (``Status``):
 
@@ -766,7 +776,7 @@ class Store:
         mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         self.journal_mode = str(mode).lower()
         # WAL + NORMAL: a commit survives the process being killed; lifecycle commits
-        # switch to FULL (see _durable) so that power loss cannot lose a session row
+        # switch to FULL (``_write(durable=True)``) so that power loss cannot lose a session row
         c.execute("PRAGMA synchronous=NORMAL")
         c.execute("PRAGMA foreign_keys=ON")
 
@@ -1463,7 +1473,9 @@ class SessionRecorder:
         """End the session: flush everything, write the final row (durable).
 
         ``delivered_by_channel`` is the device's final count ({channel id: J/cm²} or HELLO
-        order); without it the last telemetry sample's counters are used. Raises
+        order); without it the last telemetry sample's counters are used. A session that
+        finishes ``interrupted`` (the link was lost and not recovered) keeps no end time:
+        it awaits :meth:`Store.reconcile` with the device's record. Raises
         :class:`StoreError` if the log cannot be written (the caller still has its result).
         """
         try:
@@ -1510,7 +1522,8 @@ class SessionRecorder:
                     note,
                     note,
                     exit_code,
-                    t,
+                    # a session the host lost has no known end: the device may still run it
+                    None if status == Status.INTERRUPTED else t,
                     t,
                     _wl_json(by_ch),
                     _wl_json(by_wl),

@@ -185,3 +185,13 @@ def test_report_to_an_unknown_file_type_exits_2(
 ) -> None:
     assert run_app(app, ["report", "1", "-o", str(tmp_path / "x.pdf"), "--db", str(log)]) == 2
     assert "FILE.png or FILE.html" in capsys.readouterr().err
+
+
+def test_report_of_a_session_without_telemetry(store: Store, tmp_path: Path) -> None:
+    from lllt.report import write_report
+
+    rec = store.begin_session(session_start(), created_at=T0)
+    rec.finish(T0 + 1, status=Status.FAILED, outcome="upload refused", exit_code=3)
+    out = write_report(store, "last", tmp_path / "failed.html")
+    page = out.read_text()
+    assert "upload refused" in page and "data:image/png;base64," in page

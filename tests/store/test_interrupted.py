@@ -180,3 +180,17 @@ def test_a_record_with_the_wrong_channel_count_is_refused(db_path: Path, store: 
             note="x",
         )
     assert store.session(sid).status == Status.INTERRUPTED
+
+
+def test_a_session_the_runner_gives_up_on_awaits_reconciliation(store: Store) -> None:
+    rec = store.begin_session(session_start(serial="CAP-3"), created_at=T0)
+    rec.started(T0, plan_id=7)
+    for i in range(51):
+        rec.sample(T0 + i * 0.1, frame(i))
+    # the link was lost and no reconnect succeeded: the device may still be running
+    row = rec.finish(
+        T0 + 60, status=Status.INTERRUPTED, outcome="link lost", reason="no reply", exit_code=3
+    )
+    assert row.ended_at is None and row.interrupted_at == T0 + 60
+    assert row.effective_end == T0 + 60  # the later of the plan's end (T0+30) and last word
+    assert [r.id for r in store.pending_reconciliation("CAP-3")] == [row.id]
