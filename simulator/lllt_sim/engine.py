@@ -870,8 +870,7 @@ class Engine:
         elif hardware:
             self._plan = None
             self._set_state(S.FAULT, int(kind), t_abs)
-        # emitters off within this tick: the rest of the interval runs on the new outputs
-        self._cfg = self._build_cfg(self._ph)
+        # the emitters go off in this very tick: _event_tick builds the outputs after this
 
     def _start_session(self, plan: plans.Plan, now: int) -> None:
         rec = Record(

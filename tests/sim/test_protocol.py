@@ -289,6 +289,8 @@ def test_abort_turns_emitters_off_by_the_next_telemetry_frame() -> None:
         # ABORT is accepted without authentication, and with a wrong tag too
         bad = W.AuthState(b"x" * 32, bytes(16), 99)
         assert isinstance(h.request(W.Abort(W.AbortReason.SAFETY_MONITOR), sign=False), W.Ack)
+        now = h.status()  # at once, unlike PAUSE, which takes effect at the next tick
+        assert not now.emitting and now.irradiance == (0.0,) * 8
         await asyncio.sleep(0.1)
         nxt = h.telemetry()[n_before]
         assert not nxt.emitting and nxt.irradiance == (0.0,) * 8
@@ -297,7 +299,8 @@ def test_abort_turns_emitters_off_by_the_next_telemetry_frame() -> None:
         assert end.a == W.Outcome.ABORTED and end.b == W.AbortReason.SAFETY_MONITOR
         rec = h.records()[0]
         assert rec.outcome == W.Outcome.ABORTED and rec.reason == W.AbortReason.SAFETY_MONITOR
-        assert rec.end_ms > 0 and rec.fluence[0] > 0
+        # emitting from the tick after START (10 ms) to the abort (3050 ms), not a tick more
+        assert rec.end_ms == 3050 and rec.fluence[0] == pytest.approx(8 * 3.04 / 1000, abs=1e-7)
         # an abort with a broken trailer is still accepted
         raw = W.encode_message(W.Abort(), 77, auth=bad)
         assert isinstance(h.request_raw(raw, 77), W.Ack)
