@@ -498,7 +498,7 @@ class SimDevice(Engine):
     def _nack(
         self,
         frame: wire.Frame,
-        code: NC,
+        code: wire.NackCode,
         detail: str,
         *,
         channel: int = wire.NO_INDEX,
@@ -621,14 +621,14 @@ class SimDevice(Engine):
             return self._nack(frame, NC.HEAD_NOT_PRESENT, "the cap is not on a head")
         limit = self._cutoff_q - TOO_HOT_MARGIN_Q
         for z in range(self.n_z):
-            r = self._reading_q(z, self._ph.tick, self._ph.ts[z])
-            if r >= limit:
+            reading = self._reading_q(z, self._ph.tick, self._ph.ts[z])
+            if reading >= limit:
                 return self._nack(
                     frame,
                     NC.TOO_HOT,
-                    f"zone {self.profile.zones[z].name} reads {r / 100:.2f} C",
+                    f"zone {self.profile.zones[z].name} reads {reading / 100:.2f} C",
                     limit=limit,
-                    observed=r,
+                    observed=reading,
                 )
         self._start_session(self._plan, now)
         return self._started(frame, pid, R.STARTED, self._dev_ms(now))

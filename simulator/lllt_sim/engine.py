@@ -532,7 +532,7 @@ class Engine:
             return self.profile.sim.brownout_mv - BROWNOUT_SAG_MV
         return self.profile.sim.supply_mv - round(DROOP_FULL_MV * load)
 
-    def _reading_trip(self, r: int) -> IL | None:
+    def _reading_trip(self, r: int) -> wire.Interlock | None:
         """The interlock a zone reading trips: outside 0-80 °C the sensor is broken and
         the reading means nothing (SENSOR_FAULT); else THERMAL_CUTOFF at the cut-off."""
         if not SENSOR_MIN_Q <= r <= SENSOR_MAX_Q:
@@ -853,7 +853,14 @@ class Engine:
             self._trip(IL.LEASE_STOP, wire.NO_INDEX, since, lease_ms, t_abs)
 
     def _trip(
-        self, kind: IL, index: int, value: int, limit: int, t_abs: int, *, ch: int | None = None
+        self,
+        kind: wire.Interlock,
+        index: int,
+        value: int,
+        limit: int,
+        t_abs: int,
+        *,
+        ch: int | None = None,
     ) -> None:
         """An interlock: event, emitters off now, the session ends with a complete record."""
         b = index if ch is None else ch
@@ -903,7 +910,7 @@ class Engine:
         self._dirty = True
         self._persist()
 
-    def _end_session(self, outcome: int, reason: int, new_state: S, t_abs: int) -> None:
+    def _end_session(self, outcome: int, reason: int, new_state: wire.State, t_abs: int) -> None:
         rec = self._session
         assert rec is not None
         ph = self._ph
@@ -927,7 +934,7 @@ class Engine:
         self._dirty = True
         self._persist()
 
-    def _set_state(self, new: S, reason: int, t_abs: int) -> None:
+    def _set_state(self, new: wire.State, reason: int, t_abs: int) -> None:
         old = self._state
         if new == old:
             return
@@ -950,7 +957,7 @@ class Engine:
                 self._set_state(S.RUNNING, 0, t_abs)
         self._dirty = True
 
-    def _fault_cause(self, kind: IL, index: int) -> tuple[int, int] | None:
+    def _fault_cause(self, kind: wire.Interlock, index: int) -> tuple[int, int] | None:
         """(limit, observed) while the cause of a latched fault is still there."""
         ph = self._ph
         if kind == IL.THERMAL_CUTOFF:
@@ -980,7 +987,7 @@ class Engine:
         limit: int = 0,
     ) -> None:
         payload = wire.Event(
-            self._dev_ms(t_abs), kind, a & 0xFF, b & 0xFF, _i32(value), _i32(limit)
+            self._dev_ms(t_abs), EK(kind), a & 0xFF, b & 0xFF, _i32(value), _i32(limit)
         ).payload()
         self._stats["events"] += 1
         self._send_unsolicited(wire.MsgType.EVENT, payload, t_abs)

@@ -33,7 +33,7 @@ def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
     data = body + bytes((crc >> 8, crc & 0xFF))
     lens = list(map(len, data.split(b"\x00")))
     if max(lens) >= 254:
-        return wire.encode_frame(msg_type, seq, payload)  # long runs: the general encoder
+        return bytes(wire.encode_frame(msg_type, seq, payload))  # long runs: general encoder
     out = bytearray(b"\x00")
     out += data
     pos = 0
