@@ -263,7 +263,6 @@ class Engine:
         self._led_open: set[int] = set()
         self._stuck: set[int] = set()
         self._brownout = False
-        self._head_fault = False
 
         # --- persistent state -------------------------------------------------------------------
         self._records: list[Record] = []
@@ -1060,7 +1059,6 @@ class Engine:
         elif name == "brownout":
             self._brownout = on
         elif name == "head_off":
-            self._head_fault = on
             self._set_head(not on, t_abs)
         elif name == "reboot":
             self._reboot(tick)
