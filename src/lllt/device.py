@@ -269,7 +269,7 @@ class Cap:
         await self.transport.open()
         self._lost = None
         try:
-            await self._handshake()
+            await self.handshake()
         except BaseException:
             await self.transport.close()
             raise
@@ -284,16 +284,19 @@ class Cap:
         """Drop and reopen the link, then handshake again (a new nonce, same device)."""
         self._stop_heartbeat()
         serial = self._hello.serial if self._hello else None
-        await self.transport.close()
+        self.transport.set_receiver(self._on_data, self._on_lost)
+        await self.transport.reconnect()
         self._decoder.reset()
         self._unsolicited_seq = None
-        await self.open()
+        self._lost = None
+        await self.handshake()
         if serial is not None and self.info.serial != serial:
             raise DeviceError(
                 f"reconnected to a different device ({self.info.serial}, expected {serial})"
             )
 
-    async def _handshake(self) -> None:
+    async def handshake(self) -> None:
+        """HELLO again on the open link (after a device reboot: a new nonce)."""
         self.transport.write(b"\x00")  # end any partial frame the device holds
         try:
             reply = await self.request(W.Hello())

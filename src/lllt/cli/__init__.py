@@ -17,6 +17,7 @@ from lllt.cli._app import app
 from lllt.cli import device_cmds as _device_cmds  # noqa: F401  isort: skip
 from lllt.cli import sim_cmds as _sim_cmds  # noqa: F401  isort: skip
 from lllt.cli import protocol_cmds as _protocol_cmds  # noqa: F401  isort: skip
+from lllt.cli import run_cmds as _run_cmds  # noqa: F401  isort: skip
 from lllt.cli import session_cmds as _session_cmds  # noqa: F401  isort: skip
 
 

@@ -57,7 +57,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except LlltError as e:
-            err(f"error: {e}")
+            err(str(e) if e.exit_code == 130 else f"error: {e}")
             raise typer.Exit(e.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -67,6 +67,11 @@ class Transport(ABC):
         self.is_open = False
         await self._close()
 
+    async def reconnect(self) -> None:
+        """Drop the link and open it again (the device itself is not reset)."""
+        await self.close()
+        await self.open()
+
     def write(self, data: bytes) -> None:
         """Queue bytes for the device; never blocks."""
         if not self.is_open:

@@ -126,6 +126,14 @@ class SimTransport(Transport):
     def _write(self, data: bytes) -> None:
         self.device.feed(data)
 
+    async def reconnect(self) -> None:
+        # the simulated cap lives in this process: a reconnect re-attaches to the same
+        # device (its link faults, such as link_drop, are simulated inside it)
+        if self.device is None:
+            await self.open()
+        self.is_open = True
+        self._lost_reason = None
+
     async def _close(self) -> None:
         if self.device is not None:
             self.device.close()
