@@ -276,3 +276,22 @@ def test_closed_form_jump_matches_ticking() -> None:
     assert j[0] == pytest.approx(b, abs=1e-9) and j[1] == pytest.approx(s, abs=1e-9)
     assert j[4] <= lo + 1e-9 and j[5] >= hi - 1e-9  # the bounds hold the true range
     assert j[6] == pytest.approx(sum_tb, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["reference-cap", "laser-cap-678", "led-helmet-rgb"])
+def test_every_packaged_profile_runs_a_session(name: str) -> None:
+    prof = load_profile(name)
+
+    async def body(h: Host) -> None:
+        info = h.hello()
+        assert info.model == prof.model
+        irr = {c.id: round(0.8 * c.max_irradiance_mw_cm2, 2) for c in prof.channels}
+        h.start_plan(plan(step(120, irr, ramp_s=4)))
+        await asyncio.sleep(121)
+        assert h.session_end().a == W.Outcome.COMPLETED
+        rec = h.records()[0]
+        for i, c in enumerate(prof.channels):
+            assert rec.fluence[i] == pytest.approx(irr[c.id] * 118 / 1000, abs=2e-6)
+        assert all(t is not None and 30 < t < 42 for t in h.last_telemetry().temperature)
+
+    simulate(body, profile=name)
