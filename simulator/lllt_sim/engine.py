@@ -40,7 +40,9 @@ EK = wire.EventKind
 
 INF = 1 << 62
 FULL_DUTY = 10000
-NOISE_TABLE = 1024
+NOISE_TABLE = 1024  # a power of two: indexed by the top bits of a 32-bit hash
+_NOISE_SHIFT = 32 - (NOISE_TABLE.bit_length() - 1)
+_PHI32 = 0x9E3779B1  # 2^32 / golden ratio, odd: consecutive ticks spread over the table
 #: thermistor faults: an NTC open reads very cold, a short very hot (both outside 0-80 °C)
 READING_OPEN_Q = -5500
 READING_SHORT_Q = 15000
@@ -240,7 +242,8 @@ class Engine:
             round(max(-3.0, min(3.0, noise_rng.gauss(0.0, 1.0))) * ns) for _ in range(NOISE_TABLE)
         ]
         self._noise_max = max((abs(v) for v in self._noise), default=0)
-        self._noise_mix = (self.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & 0xFFFFFFFF
+        self._noise_mix = noise_rng.getrandbits(32)
+        self._noise_zone = [noise_rng.getrandbits(32) for _ in p.zones]
         self._cutoff_q = round(p.limits.cutoff_c * 100)
         self._max_ms = round(p.limits.max_session_s * 1000)
         self._max_units = round(p.limits.max_fluence_j_cm2 * 1e6) * UNITS_PER_UJ
@@ -500,31 +503,23 @@ class Engine:
     def _readings(self, tick: int, ts: list[float]) -> list[int]:
         """Every zone's reading at ``tick`` with no thermistor fault (the per-sample path)."""
         noise = self._noise
-        mask = NOISE_TABLE - 1
-        base = (tick * 0x9E3779B1 + self._noise_mix) & 0xFFFFFFFF
-        out = []
-        for z in range(self.n_z):
-            h = (base + (z + 1) * 0x85EBCA6B) & 0xFFFFFFFF
-            h ^= h >> 16
-            h = (h * 0x7FEB352D) & 0xFFFFFFFF
-            h ^= h >> 15
-            h = (h * 0x846CA68B) & 0xFFFFFFFF
-            h ^= h >> 16
-            out.append(round(ts[z] * 100.0) + noise[h & mask])
-        return out
+        base = tick * _PHI32 + self._noise_mix
+        return [
+            round(ts[z] * 100.0) + noise[((base + off) & 0xFFFFFFFF) >> _NOISE_SHIFT]
+            for z, off in enumerate(self._noise_zone)
+        ]
 
     def _reading_q(self, z: int, tick: int, ts: float) -> int:
-        """Sensor reading of zone ``z`` in 0.01 °C: model plus seeded noise, or a fault."""
+        """Sensor reading of zone ``z`` in 0.01 °C: model plus seeded noise, or a fault.
+
+        The noise is a pure function of (seed, zone, tick): a Fibonacci hash of the tick
+        picks an entry of a seeded table of clipped normal values.
+        """
         ov = self._therm_override.get(z)
         if ov is not None:
             return ov
-        h = (tick * 0x9E3779B1 + (z + 1) * 0x85EBCA6B + self._noise_mix) & 0xFFFFFFFF
-        h ^= h >> 16
-        h = (h * 0x7FEB352D) & 0xFFFFFFFF
-        h ^= h >> 15
-        h = (h * 0x846CA68B) & 0xFFFFFFFF
-        h ^= h >> 16
-        return round(ts * 100.0) + self._noise[h & (NOISE_TABLE - 1)]
+        h = (tick * _PHI32 + self._noise_mix + self._noise_zone[z]) & 0xFFFFFFFF
+        return round(ts * 100.0) + self._noise[h >> _NOISE_SHIFT]
 
     def _supply_mv(self, load: float) -> int:
         if self._brownout:
