@@ -261,8 +261,10 @@ class RuntimeMonitor:
         return self._last_rx + self.silence_timeout_s
 
     def check_silence(self, now: float) -> MonitorAction:
+        """LINK_FAULT once ``now`` reaches the deadline with no frame since (a runner may
+        sleep until :meth:`deadline` and call this right then)."""
         deadline = self.deadline(now)
-        if now <= deadline:
+        if now < deadline:
             return CONTINUE
         silent = now - (deadline - self.silence_timeout_s)
         return self._abort_action(
