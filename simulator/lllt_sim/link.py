@@ -22,26 +22,8 @@ Window = tuple[str, int, int, float]
 
 
 def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
-    """A complete frame with its 0x00 delimiter; byte-identical to the wire codec's.
-
-    COBS of data without a 254-byte zero-free run is "replace each zero by the distance to
-    the next one, and prefix the distance to the first": one bytearray and one pass over
-    the zero positions instead of building the output block by block.
-    """
-    body = _HEADER.pack(wire.PROTOCOL_MAJOR, 0, msg_type, seq & 0xFFFF) + payload
-    crc = wire.crc16(body)
-    data = body + bytes((crc >> 8, crc & 0xFF))
-    lens = list(map(len, data.split(b"\x00")))
-    if max(lens) >= 254:
-        return bytes(wire.encode_frame(msg_type, seq, payload))  # long runs: general encoder
-    out = bytearray(b"\x00")
-    out += data
-    pos = 0
-    for n in lens:
-        out[pos] = n + 1
-        pos += n + 1
-    out.append(0)
-    return bytes(out)
+    """A complete frame with its 0x00 delimiter, by the wire codec."""
+    return wire.encode_frame(msg_type, seq, payload)
 
 
 def link_state(windows: list[Window], at_abs: int) -> tuple[bool, float]:

@@ -249,19 +249,25 @@ def crc16(data: bytes) -> int:
 
 def cobs_encode(data: bytes) -> bytes:
     """Consistent Overhead Byte Stuffing; the result holds no zero byte."""
-    data = bytes(data)
-    blocks = data.split(b"\x00")
-    lens = [len(b) for b in blocks]
+    return bytes(_cobs(bytes(data), False))
+
+
+def _cobs(data: bytes, delimit: bool) -> bytearray:
+    """COBS of ``data``, with the 0x00 frame delimiter appended when ``delimit``."""
+    lens = list(map(len, data.split(b"\x00")))
     if max(lens) < 254:
         # the common case: each zero becomes the distance to the next one, in one buffer
-        out = bytearray(1 + len(data))
-        out[1:] = data
+        out = bytearray(b"\x00")
+        out += data
         pos = 0
         for n in lens:
             out[pos] = n + 1
             pos += n + 1
-        return bytes(out)
+        if delimit:
+            out.append(0)
+        return out
     out = bytearray()
+    blocks = data.split(b"\x00")
     last = len(blocks) - 1
     for index, block in enumerate(blocks):
         # a block longer than 253 bytes is cut into 254-byte runs (code 0xFF, no zero)
@@ -270,10 +276,13 @@ def cobs_encode(data: bytes) -> bytes:
             out += block[:254]
             block = block[254:]
             if not block and index == last:
-                return bytes(out)  # data ended exactly after a full run
-        out.append(len(block) + 1)
-        out += block
-    return bytes(out)
+                break  # data ended exactly after a full run: no final code byte
+        else:
+            out.append(len(block) + 1)
+            out += block
+    if delimit:
+        out.append(0)
+    return out
 
 
 def cobs_decode(data: bytes) -> bytes:
@@ -337,7 +346,7 @@ def encode_frame(
         raise WireError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     body = HEADER.pack(version, flags, msg_type, seq & 0xFFFF) + payload
     crc = crc16(body)
-    return cobs_encode(body + bytes((crc >> 8, crc & 0xFF))) + b"\x00"
+    return bytes(_cobs(body + bytes((crc >> 8, crc & 0xFF)), True))
 
 
 @dataclass(slots=True)

@@ -113,6 +113,8 @@ class SimTransport(Transport):
                 f"unknown simulator profile {self.profile!r} in {self.url.url!r}",
                 advice="Known profiles: " + ", ".join(profile_names()) + ".",
             ) from None
+        except ValueError as err:  # a fault naming a zone or channel it lacks, a bad state file
+            raise URLError(f"{self.url.url!r}: {err}") from None
         device.attach(self._received)
         self.device = device
         self._task = loop.create_task(device.run(), name=f"sim:{self.profile}")
