@@ -283,6 +283,14 @@ def test_too_soon_after_the_last_session_names_the_interval_and_the_next_time() 
     assert info.value.next_allowed_at == result.next_allowed_at  # type: ignore[attr-defined]
 
 
+def test_a_last_end_logged_in_the_future_is_said_so() -> None:
+    dev = device()
+    plan = make_plan(dev, step(dev, {655: 3.0}))
+    (reason,) = check(plan, dev, None, MemoryHistory([session(NOW + 25 * MIN)]), NOW).refusals
+    assert "logged as ending 25 min from now" in reason.message
+    assert "in 12 h 25 min" in reason.message
+
+
 def test_the_12_h_default_applies_when_the_protocol_asks_less() -> None:
     dev = device()
     plan = make_plan(dev, step(dev, {655: 3.0}))

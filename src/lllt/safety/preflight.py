@@ -804,16 +804,23 @@ def _history(ctx: _Ctx, plan: SessionPlan) -> SessionPlan:
     last_end = history.last_session_end()
     if last_end is not None and now < last_end + interval:
         allowed = last_end + interval
-        ago = max(0.0, now - last_end)
+        ago = now - last_end
+        # a log written under a faster clock (a simulator at speed=max) can hold an end
+        # later than now: say so rather than "0 s ago" next to a wait longer than the interval
+        ended = (
+            f"ended {format_duration(ago)} ago"
+            if ago >= 0
+            else f"is logged as ending {format_duration(-ago)} from now"
+        )
         ctx.next_allowed.append(allowed)
         ctx.add(
             "history",
             "session_spacing",
             f"the minimum interval between sessions is {format_duration(interval)} ({why}); "
-            f"the last session ended {format_duration(ago)} ago, so the next session is "
-            f"allowed {format_when(allowed, now, ctx.tz)}",
+            f"the last session {ended}, so the next session is allowed "
+            f"{format_when(allowed, now, ctx.tz)}",
             limit=interval,
-            observed=ago,
+            observed=max(0.0, ago),
             unit="s",
         )
 
