@@ -175,10 +175,11 @@ def _reference_frames(data: bytes) -> list[tuple[int, int, bytes]]:
             body = W.cobs_decode(part)
         except W.WireError:
             continue
-        if len(part) > W.MAX_ENCODED or len(body) < 7:
+        if len(part) > W.MAX_ENCODED or len(body) < 9:
             continue
-        if W.crc16(body[:-2]) == int.from_bytes(body[-2:], "big"):
-            out.append((body[2], int.from_bytes(body[3:5], "little"), body[5:-2]))
+        length = int.from_bytes(body[5:7], "little")
+        if W.crc16(body[:-2]) == int.from_bytes(body[-2:], "big") and length == len(body) - 9:
+            out.append((body[2], int.from_bytes(body[3:5], "little"), body[7:-2]))
     return out
 
 

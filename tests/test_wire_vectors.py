@@ -62,6 +62,7 @@ def test_malformed_golden_frame_is_dropped_and_counted(vector: dict) -> None:
         "short": stats.short_frames,
         "cobs": stats.cobs_errors,
         "oversize": stats.oversize,
+        "length": stats.length_errors,
     }[vector["error"]]
     assert counter == 1
     assert stats.bytes_dropped > 0

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import math
 import random
-import struct
 
 from lllt import wire
-
-_HEADER = struct.Struct("<BBBH")
 
 #: a link-fault window: (name, on ms, off ms, rate); name is link_drop or corrupt
 Window = tuple[str, int, int, float]

@@ -6,10 +6,10 @@ golden frames that the Python and C implementations both check. It imports nothi
 the standard library, so the simulator can use it without pulling in the host.
 
 A frame on the wire is ``COBS(header | payload | crc16) 0x00`` where the header is
-``version u8, flags u8, type u8, seq u16le`` and the CRC is CRC-16/CCITT-FALSE over
-header and payload, sent big-endian. Messages are dataclasses in engineering units
-(mW/cm², J/cm², °C, ms); ``encode_message`` and ``decode_message`` convert them to and
-from the fixed-point integers of the wire.
+``version u8, flags u8, type u8, seq u16le, length u16le`` and the CRC is
+CRC-16/CCITT-FALSE over header and payload, sent big-endian. Messages are dataclasses in
+engineering units (mW/cm², J/cm², °C, ms); ``encode_message`` and ``decode_message``
+convert them to and from the fixed-point integers of the wire.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 PROTOCOL_MAJOR = 1
 PROTOCOL_MINOR = 0
 
-HEADER = struct.Struct("<BBBH")  # version, flags, type, seq
+HEADER = struct.Struct("<BBBHH")  # version, flags, type, seq, payload length
 HEADER_SIZE = HEADER.size
 CRC_SIZE = 2
 MAX_PAYLOAD = 4096
@@ -330,7 +330,10 @@ class Frame:
     @property
     def raw(self) -> bytes:
         """Header and payload without the CRC (what the CRC and an auth tag cover)."""
-        return HEADER.pack(self.version, self.flags, self.type, self.seq) + self.payload
+        return (
+            HEADER.pack(self.version, self.flags, self.type, self.seq, len(self.payload))
+            + self.payload
+        )
 
 
 def encode_frame(
@@ -344,7 +347,7 @@ def encode_frame(
     """One complete frame ready for the wire, trailing 0x00 delimiter included."""
     if len(payload) > MAX_PAYLOAD:
         raise WireError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    body = HEADER.pack(version, flags, msg_type, seq & 0xFFFF) + payload
+    body = HEADER.pack(version, flags, msg_type, seq & 0xFFFF, len(payload)) + payload
     crc = crc16(body)
     return bytes(_cobs(body + bytes((crc >> 8, crc & 0xFF)), True))
 
@@ -357,10 +360,17 @@ class DecoderStats:
     cobs_errors: int = 0
     short_frames: int = 0
     oversize: int = 0
+    length_errors: int = 0
 
     @property
     def bad_frames(self) -> int:
-        return self.crc_errors + self.cobs_errors + self.short_frames + self.oversize
+        return (
+            self.crc_errors
+            + self.cobs_errors
+            + self.short_frames
+            + self.oversize
+            + self.length_errors
+        )
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -370,6 +380,7 @@ class DecoderStats:
             "cobs_errors": self.cobs_errors,
             "short_frames": self.short_frames,
             "oversize": self.oversize,
+            "length_errors": self.length_errors,
         }
 
 
@@ -449,7 +460,13 @@ class FrameDecoder:
             stats.crc_errors += 1
             stats.bytes_dropped += len(encoded) + 1
             return None
-        version, flags, msg_type, seq = HEADER.unpack_from(body)
+        version, flags, msg_type, seq, length = HEADER.unpack_from(body)
+        if length != len(body) - HEADER_SIZE - CRC_SIZE:
+            # a frame cut short by a corrupted delimiter can still end in a valid CRC (the
+            # CRC has no final XOR): the length field catches it
+            stats.length_errors += 1
+            stats.bytes_dropped += len(encoded) + 1
+            return None
         stats.frames += 1
         return Frame(version, flags, msg_type, seq, body[HEADER_SIZE:-2])
 
@@ -1256,7 +1273,9 @@ class AuthState:
     def sign(self, msg_type: int, seq: int, payload: bytes) -> tuple[int, bytes]:
         """Return (flags, payload with trailer) for an authenticated request."""
         self.counter += 1
-        head = HEADER.pack(PROTOCOL_MAJOR, FLAG_AUTH, msg_type, seq & 0xFFFF)
+        head = HEADER.pack(
+            PROTOCOL_MAJOR, FLAG_AUTH, msg_type, seq & 0xFFFF, len(payload) + AUTH_TRAILER.size
+        )
         tag = auth_tag(self.key, self.nonce, self.counter, head, payload)
         return FLAG_AUTH, payload + AUTH_TRAILER.pack(self.counter, tag)
 
@@ -1277,7 +1296,7 @@ def verify_auth(key: bytes, nonce: bytes, frame: Frame) -> tuple[bytes, int] | N
     body, counter, tag = split_auth(frame)
     if counter is None or tag is None:
         return None
-    head = HEADER.pack(frame.version, frame.flags, frame.type, frame.seq)
+    head = HEADER.pack(frame.version, frame.flags, frame.type, frame.seq, len(frame.payload))
     if hmac.compare_digest(auth_tag(key, nonce, counter, head, body), tag):
         return body, counter
     return None

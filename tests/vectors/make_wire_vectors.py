@@ -159,6 +159,16 @@ def main() -> None:
     body = W.cobs_decode(good[:-1])
     bad_crc = W.cobs_encode(body[:-1] + bytes([body[-1] ^ 0x01])) + b"\x00"
     short = W.cobs_encode(b"\x01\x00\x11") + b"\x00"
+    # a frame whose CRC happens to end in 0x00, cut short by a corrupted last code byte:
+    # the shorter frame's CRC is right (CRC-16/CCITT-FALSE has no final XOR); only the
+    # length field shows the truncation
+    seq = next(
+        s
+        for s in range(1, 60000)
+        if W.crc16(W.HEADER.pack(1, 0, W.MsgType.SET_TELEMETRY, s, 2) + b"\xde\x02") & 0xFF == 0
+    )
+    whole = W.encode_frame(W.MsgType.SET_TELEMETRY, seq, b"\xde\x02")
+    truncated = whole[:-2] + b"\x00"
     bad_cobs = bytes([0x05, 0x01, 0x02]) + b"\x00"  # block claims 4 bytes, has 2
     bad_len = W.encode_frame(W.MsgType.START, 7, b"\x01\x02\x03")  # START needs 4 bytes
     unknown = W.encode_frame(0x3E, 7, b"")
@@ -168,6 +178,7 @@ def main() -> None:
     for name, data, error in [
         ("crc_flipped_bit", bad_crc, "crc"),
         ("too_short", short, "short"),
+        ("truncated_with_valid_crc", truncated, "length"),
         ("cobs_overrun", bad_cobs, "cobs"),
         ("oversize", oversize, "oversize"),
         ("start_payload_3_bytes", bad_len, "payload"),
