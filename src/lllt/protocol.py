@@ -811,7 +811,10 @@ def dumps_protocol(protocol: Protocol, fmt: str = "toml") -> str:
     if fmt == "yaml":
         import yaml
 
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        if yaml.safe_load(text) != data:  # e.g. U+0085, which YAML reads as a line break
+            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
+        return text
     if fmt != "toml":
         raise InvalidInput(f"unknown protocol format {fmt!r}; expected toml, yaml or json")
     lines = []
