@@ -19,6 +19,7 @@ import json
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -29,7 +30,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -37,7 +39,8 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 from lllt import units
 from lllt.errors import FieldProblem, FileFormatError, InvalidInput, PlanError
@@ -101,25 +104,32 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _quantity(
-    kind: Kind,
-    *,
-    low: float | None = 0.0,
-    low_inclusive: bool = False,
-    high: float | None = None,
-    what: str | None = None,
-) -> Any:
-    """A float field written as a string with a unit, stored in ``kind``'s canonical unit."""
-    noun = what or kind.noun
+@dataclass(frozen=True)
+class Quantity:
+    """Field metadata: a float written as a string with a unit, kept in ``kind``'s unit.
 
-    def validate(value: Any) -> float:
+    ``Annotated[float, Quantity(Kind.TIME)]`` validates ``"25 min"`` to ``1500.0``,
+    serialises back to ``"25 min"``, and shows as a string pattern in the JSON Schema.
+    ``low``/``high`` bound the canonical value (``low`` exclusive unless ``low_inclusive``).
+    """
+
+    kind: Kind
+    low: float | None = 0.0
+    low_inclusive: bool = False
+    high: float | None = None
+    what: str | None = None
+    example: str | None = None
+
+    def validate(self, value: Any) -> float:
+        kind, low, high = self.kind, self.low, self.high
+        noun = self.what or kind.noun
         result = units.try_parse(value, kind)
         if isinstance(result, units.UnitProblem):
             raise _fail(str(result))
         canonical = units.format_quantity(result, kind)
         shown = repr(value) if str(value).strip() == canonical else f"{value!r} ({canonical})"
-        if low is not None and (result < low or (result == low and not low_inclusive)):
-            bound = f"at least {low:g}" if low_inclusive else f"more than {low:g}"
+        if low is not None and (result < low or (result == low and not self.low_inclusive)):
+            bound = f"at least {low:g}" if self.low_inclusive else f"more than {low:g}"
             if high is not None:
                 bound = f"{low:g} to {high:g}"
             raise _fail(f"found {shown}; expected {noun} of {bound} {kind.symbol}")
@@ -127,38 +137,56 @@ def _quantity(
             raise _fail(f"found {shown}; expected {noun} of {low:g} to {high:g} {kind.symbol}")
         return result
 
-    schema = {
-        "type": "string",
-        "pattern": _QUANTITY_PATTERN,
-        "description": f"{noun} with its unit, e.g. '{kind.example}'",
-        "examples": [kind.example],
-    }
-    return Annotated[
-        float,
-        BeforeValidator(validate),
-        PlainSerializer(lambda v: units.format_quantity(v, kind), return_type=str),
-        WithJsonSchema(schema),
-    ]
+    def text(self, value: float) -> str:
+        return units.format_quantity(value, self.kind)
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            self.validate,
+            core_schema.float_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                self.text, return_schema=core_schema.str_schema()
+            ),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        example = self.example or self.kind.example
+        return {
+            "type": "string",
+            "pattern": _QUANTITY_PATTERN,
+            "description": f"{self.what or self.kind.noun} with its unit, e.g. '{example}'",
+            "examples": [example],
+        }
 
 
-Duration = _quantity(Kind.TIME)
-Ramp = _quantity(Kind.TIME, low_inclusive=True, what="a ramp")
-Fluence = _quantity(Kind.FLUENCE)
-Irradiance = _quantity(Kind.IRRADIANCE)
-Frequency = _quantity(
-    Kind.FREQUENCY,
-    low=PULSE_HZ_RANGE[0],
-    high=PULSE_HZ_RANGE[1],
-    low_inclusive=True,
-    what="a pulse frequency",
-)
-Duty = _quantity(
-    Kind.DUTY,
-    low=DUTY_PCT_RANGE[0],
-    high=DUTY_PCT_RANGE[1],
-    low_inclusive=True,
-    what="a duty cycle",
-)
+Duration = Annotated[float, Quantity(Kind.TIME)]
+Ramp = Annotated[float, Quantity(Kind.TIME, low_inclusive=True, what="a ramp", example="10 s")]
+Fluence = Annotated[float, Quantity(Kind.FLUENCE)]
+Irradiance = Annotated[float, Quantity(Kind.IRRADIANCE)]
+Frequency = Annotated[
+    float,
+    Quantity(
+        Kind.FREQUENCY,
+        low=PULSE_HZ_RANGE[0],
+        high=PULSE_HZ_RANGE[1],
+        low_inclusive=True,
+        what="a pulse frequency",
+    ),
+]
+Duty = Annotated[
+    float,
+    Quantity(
+        Kind.DUTY,
+        low=DUTY_PCT_RANGE[0],
+        high=DUTY_PCT_RANGE[1],
+        low_inclusive=True,
+        what="a duty cycle",
+    ),
+]
 
 
 def parse_emit_key(key: Any) -> tuple[Literal["wavelength", "channel"], int]:
@@ -281,7 +309,7 @@ class Phase(_Model):
     duration: Duration | None = None
     fluence: Fluence | None = None
     max_duration: Duration | None = None
-    ramp: Ramp = 0.0
+    ramp: Annotated[Ramp, Field(json_schema_extra={"default": "0 s"})] = 0.0
     emit: Emit
     zones: Annotated[
         list[Annotated[StrictStr, Field(min_length=1, max_length=40)]],
@@ -413,7 +441,7 @@ class Meta(_Model):
 class Protocol(_Model):
     """A treatment protocol, format ``lllt-protocol/1``."""
 
-    format: Literal["lllt-protocol/1"] = FORMAT
+    format: Literal["lllt-protocol/1"] = "lllt-protocol/1"
     id: Annotated[StrictStr, AfterValidator(_check_id)]
     name: Name
     references: list[Annotated[StrictStr, Field(min_length=1)]] = []
@@ -511,7 +539,8 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     for part in loc:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) else None
+        fields = getattr(model, "model_fields", None)
+        field = fields.get(part) if isinstance(fields, dict) else None
         if field is None:
             return None
         model = None
@@ -888,7 +917,7 @@ def analyze(protocol: Protocol, device: DeviceInfo | None = None) -> dict[str, A
     ``name``, ``kind``, ``duration_s``, ``max_duration_s``, ``ramp_s``, ``pulse``,
     ``emit``, ``zones``, ``fluence_j_cm2``), ``schedule``, ``device``.
     """
-    phases = []
+    phases: list[dict[str, Any]] = []
     for phase in protocol.phases:
         phases.append(
             {

@@ -110,7 +110,9 @@ def registry() -> pint.UnitRegistry:
     """The one unit registry of lllt (built on first use, then cached)."""
     import pint
 
-    ureg = pint.UnitRegistry(None, autoconvert_offset_to_baseunit=False, cache_folder=None)
+    ureg: pint.UnitRegistry = pint.UnitRegistry(
+        None, autoconvert_offset_to_baseunit=False, cache_folder=None
+    )
     ureg.load_definitions(_DEFINITIONS.strip().splitlines())
     # "mW/cm2" and "cm-2" are the usual engineering spellings of cm^2 and cm^-2; "/s" is 1/s.
     ureg.preprocessors.append(lambda text: _BARE_EXPONENT.sub(r"**\1", text))

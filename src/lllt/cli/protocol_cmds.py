@@ -194,7 +194,7 @@ def list_(
     from lllt.protocol import load_protocol, shipped_protocols
     from lllt.units import human_duration
 
-    entries = []
+    entries: list[dict[str, Any]] = []
     for path in shipped_protocols():
         try:
             protocol = load_protocol(path)
