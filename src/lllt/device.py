@@ -523,7 +523,9 @@ class Cap:
         while True:
             await asyncio.sleep(period)
             try:
-                await self.request(W.Heartbeat(), timeout=period, retries=0)
+                # a lost heartbeat is resent within the period, so one bad frame on a noisy
+                # link never costs the lease
+                await self.request(W.Heartbeat(), timeout=period / 4, retries=2)
             except DeviceTimeout:
                 continue
             except (DeviceError, InvalidInput):

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from lllt.store import SessionRecorder, Store
 
 DEFAULT_TELEMETRY_HZ = 10.0
+_ACTIVE = (W.State.RUNNING, W.State.PAUSED)
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,7 @@ class SessionRunner:
         self.plan_id: int | None = None
         self._last: W.Telemetry | None = None
         self._end: W.Event | W.SessionRecord | None = None
+        self._off = True  # emitters confirmed off at the end
         self._min_permille = 1000
 
     # --- public ---------------------------------------------------------------------------
@@ -258,7 +260,7 @@ class SessionRunner:
             protocol_text=self.protocol_text,
             device_url=cap.url,
             plan_id=plan_id,
-            limits=opts.limits,
+            limits=opts.limits.to_dict() if opts.limits is not None else None,
             research=bool(getattr(self.protocol, "research", False)),
         )
         self.rec = store.begin_session(start, created_at=clock.wall_time())
@@ -336,7 +338,8 @@ class SessionRunner:
         plan_id = self.plan_id
         watchdog = loop.create_task(self._watchdog(monitor, stream))
         stop: MonitorAction | None = None  # the first reason the session had to stop
-        frames_after_stop = 0
+        running = False  # telemetry has shown our plan running
+        idle_frames = 0
         self._end = None
         try:
             while self._end is None:
@@ -351,10 +354,16 @@ class SessionRunner:
                     action = monitor.on_telemetry(msg, loop.time())
                     rec.sample(clock.wall_time(), msg)
                     obs.telemetry(msg)
-                    if stop is not None:
-                        frames_after_stop += 1
-                        if frames_after_stop > 50:
-                            break  # stopped, but the device never said SESSION_END
+                    if msg.state in _ACTIVE and msg.plan_id == plan_id:
+                        running = True
+                        idle_frames = 0
+                    elif running:
+                        # no longer running our plan: its SESSION_END may have been lost on
+                        # a noisy link, so a few such frames end the wait; the device's
+                        # record then says how the session ended
+                        idle_frames += 1
+                        if idle_frames >= 3:
+                            break
                 elif isinstance(msg, W.Event):
                     rec.device_event(clock.wall_time(), msg)
                     obs.event(msg)
@@ -378,7 +387,9 @@ class SessionRunner:
                     if stop is None:
                         stop = action
                         if not action.by_device:
-                            await self._abort_and_confirm(W.AbortReason.SAFETY_MONITOR, stream)
+                            self._off = await self._abort_and_confirm(
+                                W.AbortReason.SAFETY_MONITOR, stream
+                            )
                         # an interlock already stopped the device: its SESSION_END follows
                 elif action.kind is ActionKind.LINK_FAULT:
                     result = await self._link_lost(action)
@@ -392,13 +403,42 @@ class SessionRunner:
                         watchdog = loop.create_task(self._watchdog(monitor, stream))
                         continue
                     self._end = result  # it ended while we were away: the device's account
+            if stop is None:
+                # the device ended the session itself: see the emitters off in telemetry
+                self._off = await self._confirm_off(stream)
         finally:
             watchdog.cancel()
             stream.close()
         if stop is not None and stop.by_device:
             # the device stopped itself; make sure, and log that the emitters are off
-            await self._abort_and_confirm(W.AbortReason.SAFETY_MONITOR)
+            self._off = await self._abort_and_confirm(W.AbortReason.SAFETY_MONITOR)
         return await self._conclude(self._end, stop, monitor)
+
+    async def _confirm_off(self, stream: Subscription) -> bool:
+        """Wait for telemetry showing the emitters off, and log it; False if none comes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.opts.confirm_off_s
+        while (left := deadline - loop.time()) > 0:
+            try:
+                msg = await stream.get(left)
+            except (DeviceTimeout, LinkLost, StopAsyncIteration):
+                return False
+            if isinstance(msg, W.Telemetry):
+                self._last = msg
+                if self.rec is not None:
+                    self.rec.sample(clock.wall_time(), msg)
+                if not msg.emitting and msg.state not in (W.State.RUNNING, W.State.PAUSED):
+                    if self.rec is not None:
+                        self.rec.event(
+                            clock.wall_time(), "emitters_off_confirmed", {"device_ms": msg.time_ms}
+                        )
+                    return True
+            elif isinstance(msg, W.Event):
+                if self.rec is not None:
+                    self.rec.device_event(clock.wall_time(), msg)
+                if msg.kind == W.EventKind.SESSION_END and msg.limit == self.plan_id:
+                    self._end = msg
+        return False
 
     async def _watchdog(self, monitor: Any, stream: Subscription) -> None:
         from lllt.safety import ActionKind
@@ -489,7 +529,7 @@ class SessionRunner:
         error: LlltError | None = None,
         delivered: dict[int, float] | None = None,
         duration: float | None = None,
-        off: bool = True,
+        off: bool | None = None,
     ) -> SessionOutcome:
         rec = self.rec
         assert rec is not None and self.plan is not None
@@ -524,7 +564,7 @@ class SessionRunner:
             derated=self._min_permille < 1000,
             min_derate_permille=self._min_permille,
             duration_s=duration,
-            emitters_off_confirmed=off,
+            emitters_off_confirmed=self._off if off is None else off,
             error=error,
         )
 
@@ -551,36 +591,12 @@ class SessionRunner:
             except LlltError:
                 return False
         assert stream is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.opts.confirm_off_s
         try:
             try:
                 await cap.abort(reason)
             except LlltError:
                 return False
-            while (left := deadline - loop.time()) > 0:
-                try:
-                    msg = await stream.get(left)
-                except (DeviceTimeout, LinkLost, StopAsyncIteration):
-                    return False
-                if isinstance(msg, W.Telemetry):
-                    if self.rec is not None:
-                        self.rec.sample(clock.wall_time(), msg)
-                    self._last = msg
-                    if not msg.emitting and msg.state not in (W.State.RUNNING, W.State.PAUSED):
-                        if self.rec is not None:
-                            self.rec.event(
-                                clock.wall_time(),
-                                "emitters_off_confirmed",
-                                {"device_ms": msg.time_ms},
-                            )
-                        return True
-                elif isinstance(msg, W.Event):
-                    if self.rec is not None:
-                        self.rec.device_event(clock.wall_time(), msg)
-                    if msg.kind == W.EventKind.SESSION_END and msg.limit == self.plan_id:
-                        self._end = msg
-            return False
+            return await self._confirm_off(stream)
         finally:
             if own:
                 stream.close()

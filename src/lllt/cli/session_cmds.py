@@ -45,6 +45,19 @@ def open_log(db: Path | None, *, create: bool = False) -> Store:
     return store
 
 
+def _reconcile_from(url: str, db: Path | None) -> list[int]:
+    from lllt.cli.device_cmds import run_on_device_loop
+    from lllt.device import Cap
+    from lllt.session import reconcile_pending
+
+    async def main() -> list[int]:
+        with open_log(db, create=True) as store:
+            async with Cap.connect(url) as cap:
+                return await reconcile_pending(cap, store)
+
+    return run_on_device_loop(url, main())  # type: ignore[no-any-return]
+
+
 def parse_since(text: str, now: float) -> float:
     """``--since``: a duration back from now (``7d``) or an ISO date/time (UTC if naive)."""
     m = _DURATION.match(text)
@@ -75,11 +88,23 @@ def history(
         Path | None,
         typer.Option("--limits", help="Limits file, as for `lllt run` (default: the defaults)."),
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            "-d",
+            help="Connect to this device first and settle, from its own session records, "
+            "the sessions a host lost track of.",
+        ),
+    ] = None,
 ) -> None:
     """Sessions (newest first), fluence totals and when the next session is allowed."""
     from lllt.clock import wall_time
     from lllt.safety import DEFAULT_LIMITS, load_limits
 
+    if device:
+        for sid in _reconcile_from(device, db):
+            print(f"session {sid} reconciled from the device's record", file=sys.stderr)
     now = wall_time()
     lim = DEFAULT_LIMITS if limits is None else load_limits(limits)
     with open_log(db) as store:

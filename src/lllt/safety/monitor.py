@@ -251,8 +251,10 @@ class RuntimeMonitor:
         return tuple(self._host)
 
     def resync(self) -> None:
-        """Restart the fluence integration at the next frame (after a reconnect)."""
+        """After a reconnect: restart the fluence integration at the next frame, and the
+        silence deadline at the next call of :meth:`deadline` (the link is new)."""
         self._prev_t = None
+        self._last_rx = None
 
     def deadline(self, now: float) -> float:
         """Host time by which the next telemetry must arrive; the first call arms it."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from lllt.errors import URLError
 
@@ -56,9 +56,17 @@ def parse_url(url: str) -> DeviceURL:
         )
     try:
         parts = urlsplit(text)
-        query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError as err:
         raise URLError(f"malformed device URL {url!r}: {err}") from None
+    query = []
+    for pair in parts.query.split("&") if parts.query else ():
+        key, eq, value = pair.partition("=")
+        if not key or not eq:
+            raise URLError(
+                f"malformed option {pair!r} in {url!r}", advice="Options are written key=value."
+            )
+        # unquote, but keep "+" literal: fault specs use it (head_off@60s+30s)
+        query.append((unquote(key), unquote(value)))
     scheme = parts.scheme.lower()
     known = _known_schemes()
     if scheme not in known:
