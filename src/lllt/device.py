@@ -301,10 +301,13 @@ class Cap:
         try:
             reply = await self.request(W.Hello())
         except DeviceTimeout:
+            garbage = self._decoder.stats.bytes_dropped + self.counters.malformed
+            heard = f" ({garbage} bytes of garbage came back and were dropped)" if garbage else ""
             raise DeviceTimeout(
-                f"nothing answered the lllt handshake at {self.url}",
+                f"nothing answered the lllt handshake at {self.url}{heard}",
                 advice="Check that an lllt cap (or `lllt sim serve`) is at that address and "
                 "switched on; a serial port also needs the right baud rate.",
+                bytes_dropped=self._decoder.stats.bytes_dropped,
             ) from None
         assert isinstance(reply, W.HelloInfo)
         self._accept_hello(reply)
@@ -703,6 +706,8 @@ class _Runner:
 async def _bounded(coro: Awaitable[T], timeout: float) -> T:
     try:
         return await asyncio.wait_for(coro, timeout)
+    except DeviceTimeout:
+        raise  # already says what did not answer
     except TimeoutError:
         raise DeviceTimeout(f"no answer within {timeout:g} s") from None
 

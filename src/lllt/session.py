@@ -587,7 +587,7 @@ class SessionRunner:
         own = stream is None
         if own:
             try:
-                stream = cap.telemetry()
+                stream = cap.stream()
             except LlltError:
                 return False
         assert stream is not None

@@ -10,12 +10,13 @@ from lllt.cli._app import app, err, handle_errors, print_json
 
 
 def run_on_device_loop(url: str, main: Any) -> Any:
-    """Run ``main`` (a coroutine) on the loop the device URL needs (virtual for sim://)."""
+    """Run ``main()`` (a coroutine function) on the loop the device URL needs (virtual for
+    sim://); the URL is checked before the coroutine exists."""
     from lllt import clock
     from lllt.transport import wants_virtual_clock
 
     virtual, speed = wants_virtual_clock(url)
-    return clock.run(main, virtual=virtual, speed=speed)
+    return clock.run(main(), virtual=virtual, speed=speed)
 
 
 def _serial_ports() -> list[dict[str, Any]]:
@@ -91,7 +92,7 @@ def info(
         finally:
             await cap.close()
 
-    data, stats = run_on_device_loop(device, _bounded(main(), timeout))
+    data, stats = run_on_device_loop(device, lambda: _bounded(main(), timeout))
     data["url"] = device
     garbage = stats["bytes_dropped"] + stats["malformed"]
     if json_out:
@@ -113,6 +114,8 @@ async def _bounded(coro: Any, timeout: float) -> Any:
 
     try:
         return await asyncio.wait_for(coro, timeout)
+    except DeviceTimeout:
+        raise  # already says what did not answer
     except TimeoutError:
         raise DeviceTimeout(f"the device did not finish answering within {timeout:g} s") from None
 

@@ -55,7 +55,7 @@ def _reconcile_from(url: str, db: Path | None) -> list[int]:
             async with Cap.connect(url) as cap:
                 return await reconcile_pending(cap, store)
 
-    return run_on_device_loop(url, main())  # type: ignore[no-any-return]
+    return run_on_device_loop(url, main)  # type: ignore[no-any-return]
 
 
 def parse_since(text: str, now: float) -> float:
