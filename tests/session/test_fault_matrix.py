@@ -97,3 +97,40 @@ def test_fault_ends_in_its_safe_state(fault: str, moment: str, tmp_path: Path) -
         assert not last.flags & W.TelemetryFlag.EMITTING
         assert all(v == 0 for v in last.irradiance)
     assert any(e.kind in ("SESSION_END", "emitters_off_confirmed", "link_lost") for e in events)
+
+
+def test_a_lost_session_end_is_recognised_from_telemetry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a noisy link SESSION_END may never arrive; telemetry that no longer shows the
+    plan running ends the wait, and the device's record says how the session ended."""
+    import asyncio
+
+    from lllt.device import Cap
+    from lllt.session import Observer
+
+    original = Cap._unsolicited
+
+    def drop_session_end(self: Cap, seq: int, msg: W.Message) -> None:
+        if isinstance(msg, W.Event) and msg.kind == W.EventKind.SESSION_END:
+            return
+        original(self, seq, msg)
+
+    monkeypatch.setattr(Cap, "_unsolicited", drop_session_end)
+    ended_at: list[float] = []
+
+    class Clock(Observer):
+        def finished(self, outcome: object) -> None:
+            ended_at.append(asyncio.get_running_loop().time())
+
+    proto = write_protocol(tmp_path / "p.toml", duration="1 min")
+    outcome = run_protocol(
+        proto,
+        "sim://reference-cap?speed=max",
+        db=tmp_path / "db",
+        observer=Clock(),
+        timeout=600.0,
+    )
+    assert outcome.status == "completed"
+    assert outcome.delivered_fluence[655] == pytest.approx(0.18, rel=0.01)
+    assert ended_at and ended_at[0] < 65.0  # within a few frames of the end, in device time
