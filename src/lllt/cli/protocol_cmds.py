@@ -67,11 +67,28 @@ def check(
     json_out: bool = typer.Option(
         False, "--json", help="Print one JSON document: a list with one object per file."
     ),
+    limits: str | None = typer.Option(
+        None, "--limits", help="Limits file for the safety analysis (lowers the defaults)."
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="Session log whose history the safety analysis takes into account."
+    ),
+    research: bool = typer.Option(
+        False, "--research", help="Analyse research-only protocols as `lllt run --research`."
+    ),
 ) -> None:
-    """Validate protocol files and print the dose they ask for."""
+    """Validate protocol files, print the dose they ask for and, with a device or a
+    profile, the preflight safety analysis `lllt run` would make (thermal prediction
+    included). Exit 0: all valid and accepted; 1: valid but refused by a safety limit;
+    2: invalid or not runnable on the device."""
     from lllt.protocol import check_file
 
     info, label = _device(device, profile)
+    lim = None
+    if limits:
+        from lllt.safety import load_limits
+
+        lim = load_limits(limits)
     results = [check_file(f, info) for f in files]
     for result in results:
         if result.get("device") is not None:
@@ -79,6 +96,8 @@ def check(
         for problem in result["errors"]:
             where = f"{problem['field']}: " if problem["field"] else ""
             err(f"error: {result['file']}: {where}{_one_line(problem['message'])}")
+        if info is not None and result["valid"]:
+            result["safety"] = _safety(result["file"], info, lim, db, research)
     if json_out:
         print_json(results)
     else:
@@ -86,6 +105,32 @@ def check(
             _print_analysis(result, label)
     if not all(r["valid"] for r in results):
         raise typer.Exit(2)
+    if not all(r.get("safety", {}).get("accepted", True) for r in results):
+        raise typer.Exit(1)
+
+
+def _safety(
+    path: str, info: DeviceInfo, limits: Any, db: str | None, research: bool
+) -> dict[str, Any]:
+    """The preflight analysis of `lllt run`, without a connection: idle scalp at 25 °C."""
+    from lllt.clock import wall_time
+    from lllt.plan import compile as compile_plan
+    from lllt.protocol import load_protocol, resolve
+    from lllt.safety import StoreHistory, analyze
+
+    protocol = load_protocol(resolve(path))
+    plan = compile_plan(protocol, info)
+    history = None
+    if db is not None:
+        from lllt.store import Store
+
+        with Store.open(db, create=False) as store:
+            history = StoreHistory(store, simulated=info.simulated)
+    # a check analyses; `lllt run` enforces the research flag (the table says it is needed)
+    out = analyze(plan, info, limits, history, wall_time(), research_ok=True)
+    if protocol.research and not research:
+        out["assumptions"].append("research-only protocol: `lllt run` will need --research")
+    return out
 
 
 # --- text output --------------------------------------------------------------------------
@@ -178,6 +223,20 @@ def _print_analysis(result: dict[str, Any], label: dict[str, Any]) -> None:
     print(f"  schedule: {_schedule_text(result['schedule'])}")
     if result["references"]:
         print(f"  references: {'; '.join(result['references'])}")
+    safety = result.get("safety")
+    if safety is not None:
+        verdict = "accepted" if safety["accepted"] else "REFUSED"
+        print(f"  safety (preflight of `lllt run`): {verdict}")
+        thermal = safety.get("thermal")
+        if thermal is not None:
+            print(
+                f"    predicted peak scalp temperature {thermal['peak_c']:.1f} °C "
+                f"(derate at {thermal['warn_c']:g} °C, stop at {thermal['abort_c']:g} °C)"
+            )
+        for reason in safety["reasons"]:
+            print(f"    {reason['action']}: [{reason['source']}] {_one_line(reason['message'])}")
+        for assumption in safety.get("assumptions", []):
+            print(f"    assumed: {assumption}")
     print()
 
 
