@@ -54,7 +54,6 @@ def raw_echo() -> list[float]:
 async def cap_requests(url: str) -> tuple[list[float], list[float]]:
     hb, st = [], []
     async with Cap.connect(url) as cap:
-        await cap.set_telemetry_rate(0)  # measure requests, not telemetry traffic
         for _ in range(N):
             t0 = time.perf_counter()
             await cap.heartbeat()
@@ -63,7 +62,6 @@ async def cap_requests(url: str) -> tuple[list[float], list[float]]:
             t0 = time.perf_counter()
             await cap.status()
             st.append(time.perf_counter() - t0)
-        await cap.set_telemetry_rate(10)
     return hb, st
 
 

@@ -52,7 +52,7 @@ NC = wire.NackCode
 TF = wire.TelemetryFlag
 
 TEL_DEFAULT_MS = 100
-HORIZON_TICKS = 6000  # look ahead at most 60 s for events when no telemetry is due
+HORIZON_TICKS = 100  # look ahead at most 1 s when no telemetry is due: a request re-plans this far
 DEDUP_SIZE = 8
 
 # telemetry flags as plain ints: IntFlag arithmetic is slow on the per-sample path
