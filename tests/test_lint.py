@@ -39,3 +39,12 @@ def test_ruff_format() -> None:
         check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_mypy() -> None:
+    try:
+        from mypy import api
+    except ImportError:
+        pytest.skip("mypy is not installed (pip install -e '.[test]')")
+    stdout, stderr, status = api.run(["--config-file", str(ROOT / "pyproject.toml")])
+    assert status == 0, stdout + stderr

@@ -139,7 +139,9 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         """Context manager: while held, virtual time follows real time (1×)."""
         return _Hold(self)
 
-    def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> Any:
+    def run_in_executor(  # type: ignore[override]
+        self, executor: Any, func: Callable[..., T], *args: Any
+    ) -> Any:
         fut = super().run_in_executor(executor, func, *args)
         self._holds += 1
         self._reanchor()

@@ -386,6 +386,7 @@ class Cap:
         wait = self.timeout if timeout is None else timeout
         tries = 1 + (self.retries if retries is None else retries)
         attempts = 1
+        timer: asyncio.TimerHandle | None = None
 
         def expire() -> None:
             # one timer per attempt, no task per request: a reply costs microseconds
@@ -414,7 +415,8 @@ class Cap:
             self.transport.write(frame)
             await fut
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             self._pending.pop(seq, None)
         reply = fut.result()
         if isinstance(reply, W.Nack):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from lllt import wire
     from lllt.plan import SessionPlan
     from lllt.safety import MonitorAction, PreflightResult
-    from lllt.session import SessionOutcome
+    from lllt.session import Observer, SessionOutcome
 
 
 def _fmt_s(seconds: float) -> str:
@@ -66,7 +66,10 @@ def print_preflight(result: PreflightResult, out: Any = None) -> None:
 
 
 class ConsoleObserver:
-    """Progress for a person: a live panel on a terminal, plain lines otherwise."""
+    """Progress for a person: a live panel on a terminal, plain lines otherwise.
+
+    It implements :class:`lllt.session.Observer` without importing it, so that
+    ``lllt --help`` does not load the session machinery."""
 
     def __init__(self, *, live: bool, quiet: bool = False) -> None:
         self.live_enabled = live
@@ -217,7 +220,7 @@ def run(
             protocol_text=Path(path).read_text(encoding="utf-8", errors="replace"),
             db=db,
             options=options,
-            observer=observer,
+            observer=cast("Observer", observer),
         )
     except UserAborted as e:
         observer.close()
