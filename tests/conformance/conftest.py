@@ -12,9 +12,6 @@ seconds finish quickly on the wall clock; in-process ones race on the virtual cl
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +22,7 @@ import pytest
 from lllt import clock
 from lllt.device import Cap
 from lllt.transport import wants_virtual_clock
+from lllt_sim.harness import ServedSimulator
 
 SERVE_SPEED = 10.0
 LLLT = [sys.executable, "-m", "lllt"]
@@ -61,33 +59,8 @@ class Target:
         return clock.run(main(), virtual=virtual, speed=speed)
 
 
-class Server:
-    """``lllt sim serve`` in a subprocess; the URL comes from its first line of output."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [*LLLT, "sim", "serve", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = re.search(r"\b((?:serial|socket)://\S+)", line)
-        if match is None:
-            self.stop()
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise RuntimeError(f"lllt sim serve did not say where it serves: {line!r} {err!r}")
-        self.url = match.group(1).rstrip(",;")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
+#: ``lllt sim serve`` in a subprocess (kept under this name for the tests importing it)
+Server = ServedSimulator
 
 
 def _can_pty() -> bool:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from lllt_sim.harness import ServedSimulator
 
 LLLT = [sys.executable, "-m", "lllt"]
 
@@ -68,34 +68,6 @@ zones = ["all"]
     return path
 
 
-class Served:
-    """``lllt sim serve`` in a subprocess, for tests that need a real serial link."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [*LLLT, "sim", "serve", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        m = re.search(r"\b((?:serial|socket)://\S+)", line)
-        if m is None:
-            self.stop()
-            raise RuntimeError(f"lllt sim serve said {line!r}")
-        self.url = m.group(1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-
-
 @pytest.fixture
 def served_pty() -> Any:
     try:
@@ -104,10 +76,10 @@ def served_pty() -> Any:
         pytest.skip("this machine has no pseudo-terminals")
     os.close(m)
     os.close(s)
-    servers: list[Served] = []
+    servers: list[ServedSimulator] = []
 
-    def start(*args: str) -> Served:
-        srv = Served("--pty", *args)
+    def start(*args: str) -> ServedSimulator:
+        srv = ServedSimulator("--pty", *args)
         servers.append(srv)
         return srv
 
