@@ -276,6 +276,7 @@ class SessionRunner:
         cap, opts, rec = self.cap, self.opts, self.rec
         assert rec is not None
         started = False
+        stream: Subscription | None = None
         try:
             await cap.upload(plan.to_wire(plan_id, policy=opts.policy, lease_ms=opts.lease_ms))
             await cap.set_telemetry_rate(opts.telemetry_hz)
@@ -293,8 +294,9 @@ class SessionRunner:
             self.obs.started(plan, plan_id)
             return await self._supervise(monitor, stream)
         except asyncio.CancelledError:
-            # Ctrl-C: stop emitting first, record second, then tell the caller
-            off = await self._abort_and_confirm(W.AbortReason.USER) if started else True
+            # Ctrl-C: stop emitting first, record second, then tell the caller. ABORT goes
+            # out even if START's reply never came: the device may have started anyway.
+            off = await self._abort_and_confirm(W.AbortReason.USER)
             outcome = await self._finish(
                 "stopped",
                 "user",
@@ -322,12 +324,14 @@ class SessionRunner:
                 error=err,
             )
         except LlltError as err:
-            off = True
-            if started:
-                off = await self._abort_and_confirm(W.AbortReason.HOST_ERROR)
+            # whatever failed (even a START whose reply was lost), make sure nothing emits
+            off = await self._abort_and_confirm(W.AbortReason.HOST_ERROR)
             return await self._finish(
                 "failed", type(err).__name__, err.message, err.exit_code, error=err, off=off
             )
+        finally:
+            if stream is not None:
+                stream.close()
 
     async def _supervise(self, monitor: Any, stream: Subscription) -> SessionOutcome:
         from lllt.safety import ActionKind, MonitorAction
