@@ -416,7 +416,7 @@ class SessionRunner:
         if stop is not None and stop.by_device:
             # the device stopped itself; make sure, and log that the emitters are off
             self._off = await self._abort_and_confirm(W.AbortReason.SAFETY_MONITOR)
-        return await self._conclude(self._end, stop, monitor)
+        return await self._conclude(self._end, stop)
 
     async def _confirm_off(self, stream: Subscription) -> bool:
         """Wait for telemetry showing the emitters off, and log it; False if none comes."""
@@ -461,7 +461,7 @@ class SessionRunner:
 
     # --- ending ---------------------------------------------------------------------------------
     async def _conclude(
-        self, end: W.Event | W.SessionRecord | None, stop: MonitorAction | None, monitor: Any
+        self, end: W.Event | W.SessionRecord | None, stop: MonitorAction | None
     ) -> SessionOutcome:
         """Record the session from the device's own account of it."""
         record = await self._device_record()
