@@ -1,0 +1,549 @@
+"""Run one scenario on the virtual clock: the cap, the host runs and their events, then the
+final reconciliation; collect what the hosts saw and what the device really did.
+
+Everything runs on one :class:`lllt.clock.VirtualClockLoop` whose epoch is fixed, so a
+seed gives the same trace on every machine and at every speed. Each host run is the
+host's real code (:class:`lllt.device.Cap`, :class:`lllt.session.SessionRunner`,
+:class:`lllt.store.Store` on a SQLite file of its own connection), as a separate ``lllt
+run`` process would use it; only the clock, the plan ids and the request sequence
+numbers are made deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sqlite3
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from lllt import clock
+from lllt import wire as W
+from lllt.device import Cap
+from lllt.errors import LlltError, UserAborted
+from lllt.explore.adapter import DeviceAdapter, DeviceHandle, DeviceSpec, Truth
+from lllt.explore.scenario import SIGNALS, HostEvent, HostRun, Scenario
+from lllt.session import Observer, RunOptions, SessionRunner
+
+#: the host timeline's epoch (wall seconds at virtual time 0): fixed, for reproducible logs
+EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+#: how long the explorer waits, at most, for a session the hosts left running to end
+IDLE_WAIT_S = 4 * 3600.0
+
+
+@dataclass
+class RunRecord:
+    """One host run as the host saw it."""
+
+    index: int
+    log: int
+    started_t: float = 0.0
+    finished_t: float | None = None
+    result: str = ""  # outcome status, or what was raised
+    exit_code: int | None = None
+    message: str = ""
+    plan_id: int | None = None
+    session_id: int | None = None
+    start_sent: bool = False
+    killed_t: float | None = None
+    #: the row as this host left it (status, outcome, delivered), before anyone else
+    claim: dict[str, Any] | None = None
+    stop_decisions: list[tuple[float, str]] = field(default_factory=list)
+    link_faults: list[float] = field(default_factory=list)  # when the monitor saw the link go
+    died_of: str | None = None  # the signal whose default action ended the process
+    crash: str | None = None
+    protocol_rules: tuple[float | None, int | None] = (None, None)  # min interval, per week
+    research_ok: bool = False
+    options: RunOptions | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "log": self.log,
+            "started_t": round(self.started_t, 3),
+            "finished_t": None if self.finished_t is None else round(self.finished_t, 3),
+            "result": self.result,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "plan_id": self.plan_id,
+            "session_id": self.session_id,
+            "killed_t": self.killed_t,
+            "claim": self.claim,
+            "stop_decisions": [[round(t, 3), why] for t, why in self.stop_decisions],
+            "crash": self.crash,
+        }
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    scheme: str
+    runs: list[RunRecord]
+    truth: Truth
+    logs: dict[int, list[Any]]  # log index -> SessionRow list after the final pass
+    records: tuple[W.SessionRecord, ...]
+    host_trace: list[dict[str, Any]]
+    violations: list[Any] = field(default_factory=list)
+    final_error: str | None = None
+    wall_s: float = 0.0
+
+    def trace(self) -> list[dict[str, Any]]:
+        """Host-visible events and device snapshots, merged in time order (comparable)."""
+        both = [{"src": "host", **e} for e in self.host_trace]
+        both += [{"src": "device", **e} for e in self.truth.trace]
+        return sorted(both, key=lambda e: e["t_ms"])
+
+    def to_dict(self, *, trace: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "seed": self.scenario.seed,
+            "scheme": self.scheme,
+            "scenario": self.scenario.to_dict(),
+            "runs": [r.to_dict() for r in self.runs],
+            "device_sessions": [s.to_dict() for s in self.truth.sessions],
+            "device_records": [W.to_dict(r) for r in self.records],
+            "logs": {
+                str(k): [
+                    {
+                        "id": r.id,
+                        "plan_id": r.plan_id,
+                        "status": str(r.status),
+                        "outcome": r.outcome,
+                        "counts": r.counts,
+                        "delivered_by_channel": {
+                            str(c): v for c, v in r.delivered_by_channel.items()
+                        },
+                    }
+                    for r in rows
+                ]
+                for k, rows in self.logs.items()
+            },
+            "violations": [v.to_dict() for v in self.violations],
+            "final_error": self.final_error,
+        }
+        if trace:
+            out["trace"] = self.trace()
+        return out
+
+
+class _Cap(Cap):
+    """The host's client with deterministic plan ids and sequence numbers."""
+
+    def __init__(self, transport: Any, rng: random.Random, on_start: Any) -> None:
+        super().__init__(transport)
+        self._rng = rng
+        self._seq = rng.randrange(0x10000)
+        self._on_start = on_start
+
+    def new_plan_id(self) -> int:  # type: ignore[override]
+        return 1 + self._rng.randrange(2**31 - 1)
+
+    async def start(self, plan_id: int) -> W.Started:
+        self._on_start(plan_id)
+        return await super().start(plan_id)
+
+
+class _Observer(Observer):
+    def __init__(self, trace: Any, rec: RunRecord) -> None:
+        self._trace = trace
+        self._rec = rec
+
+    def preflight(self, result: Any) -> None:
+        refused = [r.constraint for r in result.refusals]
+        self._trace("preflight", refused=refused)
+
+    def started(self, plan: Any, plan_id: int) -> None:
+        self._trace("started", plan_id=plan_id)
+
+    def action(self, a: Any) -> None:
+        kind = a.kind.value
+        self._trace("monitor", action=kind, rule=a.rule, by_device=bool(a.by_device))
+        t = asyncio.get_running_loop().time()
+        if kind == "abort" and not a.by_device:
+            self._rec.stop_decisions.append((t, f"{kind}:{a.rule}"))
+        elif kind == "link_fault":
+            self._rec.link_faults.append(t)
+
+    def note(self, text: str) -> None:
+        self._trace("note", text=text)
+
+    def finished(self, outcome: Any) -> None:
+        self._trace(
+            "finished",
+            status=outcome.status,
+            outcome=outcome.outcome,
+            exit_code=outcome.exit_code,
+            off=outcome.emitters_off_confirmed,
+        )
+
+
+def _deterministic(store: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """Commit pacing on the loop clock instead of the process's monotonic clock."""
+    store.begin_session = partial(store.begin_session, wall_clock=loop.time)
+    store.recorder = partial(store.recorder, wall_clock=loop.time)
+
+
+class ScenarioRun:
+    def __init__(self, scenario: Scenario, adapter: DeviceAdapter, workdir: Path) -> None:
+        self.sc = scenario
+        self.adapter = adapter
+        self.workdir = workdir
+        self.handle: DeviceHandle | None = None
+        self.runs: list[RunRecord] = []
+        self.trace: list[dict[str, Any]] = []
+        self._protocols: dict[str, Any] = {}
+        self._zombies: list[asyncio.Task[Any]] = []
+        self._signals: dict[asyncio.Task[Any], dict[int, tuple[Any, tuple[Any, ...]]]] = {}
+
+    def db(self, log: int) -> Path:
+        return self.workdir / f"log{log}.db"
+
+    def _note(self, run: int | None, kind: str, **data: Any) -> None:
+        t = asyncio.get_running_loop().time()
+        entry: dict[str, Any] = {"t_ms": round(t * 1000), "kind": kind}
+        if run is not None:
+            entry["run"] = run
+        where = str(self.workdir)
+        entry.update(
+            {k: v.replace(where, "WORKDIR") if isinstance(v, str) else v for k, v in data.items()}
+        )
+        self.trace.append(entry)
+
+    def _protocol(self, text: str) -> Any:
+        from lllt.protocol import loads_protocol
+
+        if text not in self._protocols:
+            self._protocols[text] = loads_protocol(text, source="explorer protocol")
+        return self._protocols[text]
+
+    # --- the whole scenario ---------------------------------------------------------------
+    async def main(self) -> Result:
+        loop = asyncio.get_running_loop()
+        loop.epoch = EPOCH  # type: ignore[attr-defined]
+        self._install_signal_table(loop)
+        sc = self.sc
+        spec = DeviceSpec(sc.profile, sc.seed, sc.faults, sc.ambient_c, sc.defects)
+        handle = self.adapter.create(spec, self.workdir)
+        self.handle = handle
+        await handle.power_on()
+        tasks: list[asyncio.Task[None]] = []
+        logs = set()
+        for i, run in enumerate(sc.runs):
+            logs.add(run.log)
+            if run.power_cycle:
+                await self._settle(tasks)
+                self._note(None, "power_off")
+                await handle.power_off()
+                await _sleep_until(run.at_s - 1.0)
+                if run.wiped:
+                    await handle.power_on(wiped=True)
+                else:
+                    await handle.power_on()
+                self._note(None, "power_on", wiped=run.wiped)
+            await _sleep_until(run.at_s)
+            rec = RunRecord(i, run.log)
+            self.runs.append(rec)
+            tasks.append(loop.create_task(self._host_run(rec, run)))
+        await self._settle(tasks)
+        final_error = None
+        for attempt in range(6):  # a user tries again later when a noisy link fails it
+            try:
+                await self._final_pass(sorted(logs))
+                final_error = None
+                break
+            except LlltError as err:
+                final_error = f"{type(err).__name__}: {err.message}"
+                await asyncio.sleep(30.0 * (attempt + 1))
+            except Exception as err:  # a host that cannot reconcile: a finding of its own
+                final_error = f"{type(err).__name__}: {err}"
+                break
+        records = handle.final_records()
+        truth = handle.truth
+        rows = {}
+        from lllt.store import Store
+
+        for log in sorted(logs):
+            if self.db(log).exists():
+                with Store.open(self.db(log), create=False) as store:
+                    rows[log] = store.sessions(newest_first=False)
+            else:
+                rows[log] = []
+        for z in self._zombies:
+            z.cancel()
+        await asyncio.gather(*self._zombies, return_exceptions=True)
+        await handle.power_off()
+        return Result(
+            sc,
+            self.adapter.name,
+            self.runs,
+            truth,
+            rows,
+            records,
+            self.trace,
+            final_error=final_error,
+        )
+
+    async def _settle(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Every host run done, and no session left running on the cap."""
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert self.handle is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + IDLE_WAIT_S
+        while self.handle.busy and loop.time() < deadline:
+            await asyncio.sleep(5.0)
+
+    async def _final_pass(self, logs: list[int]) -> None:
+        """The reconcile path, for every log: what `lllt run` does before its preflight."""
+        from lllt.session import adopt_device_records, reconcile_pending
+        from lllt.store import Store
+
+        assert self.handle is not None
+        loop = asyncio.get_running_loop()
+        for log in logs:
+            store = Store.open(self.db(log))
+            _deterministic(store, loop)
+            cap = _Cap(self.handle.transport("", 0), random.Random(f"final:{log}"), lambda p: None)
+            try:
+                await cap.open()
+                store.mark_interrupted(clock.wall_time())
+                await reconcile_pending(cap, store)
+                await adopt_device_records(cap, store)
+                self._note(None, "final_pass", log=log)
+            finally:
+                await cap.close()
+                store.close()
+
+    # --- one host run -----------------------------------------------------------------------
+    async def _host_run(self, rec: RunRecord, run: HostRun) -> None:
+        from lllt.safety import DEFAULT_LIMITS
+        from lllt.store import Store
+
+        assert self.handle is not None
+        loop = asyncio.get_running_loop()
+        rec.started_t = t0 = loop.time()
+        i = rec.index
+        killed = False
+
+        def note(kind: str, **data: Any) -> None:
+            if not killed:  # a dead process says nothing more
+                self._note(i, kind, **data)
+
+        note("run", describe=run.describe())
+        try:
+            protocol = self._protocol(run.protocol_text)
+        except LlltError as err:
+            rec.result, rec.message = "bad_protocol", err.message
+            note("result", result=rec.result)
+            return
+        from lllt.safety.preflight import ScheduleRules
+
+        rules = ScheduleRules.from_protocol(protocol)
+        rec.protocol_rules = (rules.min_interval_s, rules.max_sessions_per_week)
+        limits = None
+        if run.abort_temp_c is not None:
+            limits = replace(
+                DEFAULT_LIMITS, abort_temp_c=run.abort_temp_c, warn_temp_c=run.abort_temp_c - 1.0
+            )
+        opts = RunOptions(
+            limits=limits,
+            research_ok=run.research_ok,
+            policy=W.LinkPolicy[run.policy.upper()],
+            lease_ms=run.lease_ms,
+            telemetry_hz=run.telemetry_hz,
+            reconnect_s=run.reconnect_s,
+            stop_confirm_s=run.stop_confirm_s,
+        )
+        rec.options = opts
+        rec.research_ok = run.research_ok
+        store = Store.open(self.db(run.log))
+        _deterministic(store, loop)
+        transport = self.handle.transport(run.link, run.link_seed)
+
+        def on_start(plan_id: int) -> None:
+            rec.start_sent = True
+            rec.plan_id = plan_id
+            note("start_sent", plan_id=plan_id)
+
+        cap = _Cap(transport, random.Random(f"{self.sc.seed}:{i}:cap"), on_start)
+        runner: SessionRunner | None = None
+        task: asyncio.Task[Any] | None = None
+        timers: list[asyncio.TimerHandle] = []
+
+        def die(t: float) -> None:
+            """The process is gone: no more bytes, no more writes, its pid reused."""
+            nonlocal killed
+            assert task is not None
+            killed = True
+            rec.killed_t = t
+            transport.kill()  # type: ignore[attr-defined]
+            sid = runner.rec.session_id if runner is not None and runner.rec else None
+            store.close()
+            if sid is not None:  # its pid no longer runs this program
+                with contextlib.closing(sqlite3.connect(self.db(run.log))) as c:
+                    c.execute("UPDATE sessions SET host_token = 'killed' WHERE id = ?", (sid,))
+                    c.commit()
+            task.cancel()
+            self._zombies.append(task)
+
+        def fire(ev: HostEvent) -> None:
+            if task is None or task.done() or killed:
+                return
+            t = loop.time()
+            note("host_event", event=str(ev))
+            if ev.kind == "kill":
+                die(t)
+                return
+            if ev.kind in SIGNALS:
+                # delivered to the handler the run installed, as the kernel would; none
+                # installed: the default action ends the process
+                rec.stop_decisions.append((t, ev.kind))
+                handler = self._signals.get(task, {}).get(int(getattr(signal, ev.kind)))
+                if handler is None:
+                    note("signal_default_action", signal=ev.kind)
+                    rec.died_of = ev.kind
+                    die(t)
+                else:
+                    handler[0](*handler[1])
+                return
+            if ev.kind == "estop":
+                if self._estop(ev.arg, note):  # it reached the device's input
+                    rec.stop_decisions.append((t, f"estop:{ev.arg}"))
+                return
+            # Ctrl-C: the run's SIGINT handler, else asyncio's runner (as in the CLI): the
+            # first cancels the main task, a second raises KeyboardInterrupt (the end)
+            rec.stop_decisions.append((t, ev.kind))
+            handler = self._signals.get(task, {}).get(int(signal.SIGINT))
+            if handler is not None:
+                handler[0](*handler[1])
+            elif sum(1 for _, why in rec.stop_decisions if why == "ctrl_c") > 1:
+                note("keyboard_interrupt")
+                rec.died_of = "SIGINT"
+                die(t)
+            else:
+                task.cancel()
+
+        try:
+            try:
+                await asyncio.wait_for(cap.open(), 60.0)
+            except (LlltError, TimeoutError, OSError) as err:
+                rec.result = "connect_failed"
+                rec.message = getattr(err, "message", str(err))
+                note("result", result=rec.result, message=rec.message)
+                return
+            runner = SessionRunner(
+                cap,
+                store,
+                protocol,
+                protocol_text=run.protocol_text,
+                options=opts,
+                observer=_Observer(note, rec),
+            )
+            task = loop.create_task(self._guarded(runner))
+            for ev in run.events:
+                timers.append(loop.call_at(t0 + ev.at_s, fire, ev))
+            try:
+                outcome = await task
+                rec.result, rec.exit_code = outcome.status, outcome.exit_code
+                rec.message = outcome.reason
+            except UserAborted as err:
+                rec.result, rec.exit_code, rec.message = "user_aborted", err.exit_code, err.message
+            except LlltError as err:
+                rec.result = type(err).__name__
+                rec.exit_code, rec.message = err.exit_code, err.message
+            except asyncio.CancelledError:
+                if not killed:
+                    raise
+                rec.result = "killed"
+            except Exception as err:
+                if killed:
+                    rec.result = "killed"
+                else:
+                    rec.result = "crash"
+                    rec.crash = "".join(traceback.format_exception(err))[-4000:]
+        finally:
+            for h in timers:
+                h.cancel()
+            if not killed:
+                rec.finished_t = loop.time()
+                if runner is not None:
+                    rec.plan_id = runner.plan_id if runner.plan_id is not None else rec.plan_id
+                    if runner.rec is not None:
+                        rec.session_id = runner.rec.session_id
+                        with contextlib.suppress(LlltError):
+                            row = store.session(runner.rec.session_id)
+                            rec.claim = {
+                                "status": str(row.status),
+                                "outcome": row.outcome,
+                                "ended_at": row.ended_at,
+                                "events": [e.kind for e in store.events(row.id)],
+                            }
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(cap.close(), 5.0)
+                store.close()
+                note("result", result=rec.result, exit_code=rec.exit_code, claim=rec.claim)
+
+    @staticmethod
+    async def _guarded(runner: SessionRunner) -> Any:
+        """The session as `lllt run` runs it: with its termination-signal handlers."""
+        from lllt.session import _stop_signals
+
+        with _stop_signals(runner, enabled=True):
+            return await runner.run()
+
+    def _install_signal_table(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Signal handlers per host run (each run is a process of its own), never real
+        ones: delivery is a call at a virtual time, so a seed replays exactly."""
+        table = self._signals
+
+        def add(sig: int, callback: Any, *args: Any) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            table.setdefault(task, {})[int(sig)] = (callback, args)
+
+        def remove(sig: int) -> bool:
+            handlers = table.get(asyncio.current_task())  # type: ignore[arg-type]
+            return handlers is not None and handlers.pop(int(sig), None) is not None
+
+        loop.add_signal_handler = add  # type: ignore[method-assign,assignment]
+        loop.remove_signal_handler = remove  # type: ignore[method-assign,assignment]
+
+    def _estop(self, length: int, note: Any) -> bool:
+        """Another client: one ABORT of ``length`` payload bytes on a second wired port."""
+        assert self.handle is not None
+        payload = bytes([int(W.AbortReason.USER)]) + b"\x00" * max(0, length - 1)
+        frame = W.encode_frame(int(W.MsgType.ABORT), 0x7E00 + length, payload[:length])
+        reached = self.handle.side_channel(frame) is not False  # None: a handle that cannot tell
+        note("estop_sent", length=length, reached=reached)
+        return reached
+
+
+async def _sleep_until(t: float) -> None:
+    loop = asyncio.get_running_loop()
+    if t > loop.time():
+        await asyncio.sleep(t - loop.time())
+
+
+def run_scenario(
+    scenario: Scenario, adapter: DeviceAdapter, *, workdir: Path | None = None
+) -> Result:
+    """Run one scenario to its end and return what happened (invariants not checked)."""
+    t = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            # memory-backed where there is one: the cap's state file is rewritten every second
+            shm = Path("/dev/shm")
+            where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+            workdir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="lllt-explore-", dir=where))
+            )
+        sr = ScenarioRun(scenario, adapter, workdir)
+        result = clock.run(sr.main(), virtual=True, speed=None)
+    result.wall_s = time.perf_counter() - t
+    return result
