@@ -60,7 +60,7 @@ def test_info_plain_text_names_channels_and_limits() -> None:
 
 
 def test_devices_lists_the_simulators() -> None:
-    out = lllt("devices", "--json")
+    out = lllt("devices", "--json", "--ble-scan", "0")
     assert out.returncode == 0
     data = json.loads(out.stdout)
     assert {s["profile"] for s in data["simulators"]} == {
@@ -68,7 +68,7 @@ def test_devices_lists_the_simulators() -> None:
         "laser-cap-678",
         "led-helmet-rgb",
     }
-    assert "ble://" in data["bluetooth"]
+    assert data["bluetooth"] == "not scanned (--ble-scan 0)" and data["ble"] == []
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -231,3 +234,85 @@ def test_garbage_and_lost_telemetry_are_counted() -> None:
         assert cap.last_telemetry is not None
 
     run(hello_then(handler), body)
+
+
+# --- wire 1.1, finding 11 of issue 7: when the host signs with the development key -------
+
+_CAPS = W.Capability
+
+
+def _hello_with(caps: W.Capability) -> W.HelloInfo:
+    return load_profile("reference-cap").hello_info(nonce=bytes(16), capabilities=caps)
+
+
+@pytest.fixture
+def no_stored_key(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.delenv("LLLT_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # no keys.toml
+
+
+def test_dev_key_device_that_is_not_simulated_gets_no_key(
+    no_stored_key: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lllt.device import resolve_key
+
+    board = _hello_with(_CAPS.AUTH_REQUIRED | _CAPS.DEV_KEY)
+    assert resolve_key(board) is None
+    assert resolve_key(_hello_with(_CAPS.AUTH_REQUIRED | _CAPS.SIMULATED)) is None
+    assert "development key" not in caplog.text
+
+
+def test_simulator_with_dev_key_gets_the_dev_key_without_warning(
+    no_stored_key: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lllt.device import resolve_key
+
+    sim = _hello_with(_CAPS.AUTH_REQUIRED | _CAPS.SIMULATED | _CAPS.DEV_KEY)
+    assert resolve_key(sim) == W.DEVELOPMENT_KEY
+    assert "development key" not in caplog.text
+
+
+def test_explicit_dev_key_signs_a_board_and_warns(
+    no_stored_key: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lllt.device import resolve_key
+
+    board = _hello_with(_CAPS.AUTH_REQUIRED | _CAPS.DEV_KEY)
+    with caplog.at_level("WARNING", logger="lllt"):
+        assert resolve_key(board, dev_key=True) == W.DEVELOPMENT_KEY
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "published development key" in warnings[0].getMessage()
+    assert board.serial in warnings[0].getMessage()
+    # a device that does not accept the development key never gets it, even when asked
+    assert resolve_key(_hello_with(_CAPS.AUTH_REQUIRED), dev_key=True) is None
+    # an explicit key always wins
+    assert resolve_key(board, "00" * 32, dev_key=True) == bytes(32)
+
+
+def _run_cli(tmp_path: object, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LLLT_KEY"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    device = ("--device", "sim://reference-cap?speed=max", "--yes", "--db", f"{tmp_path}/l.db")
+    out = subprocess.run(
+        [sys.executable, "-m", "lllt", "run", "aga-red-eod-25min", *device, *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert "Traceback" not in out.stderr, out.stderr
+    return out
+
+
+def test_cli_run_with_dev_key_prints_the_warning(tmp_path: object) -> None:
+    out = _run_cli(tmp_path, "--dev-key")
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if "published development key" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: --dev-key")
+
+
+def test_cli_run_without_dev_key_prints_no_warning(tmp_path: object) -> None:
+    out = _run_cli(tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "development key" not in out.stderr

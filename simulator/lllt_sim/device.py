@@ -23,6 +23,7 @@ same device times, the bytes sent are identical at every loop speed.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import struct
 from collections import OrderedDict
@@ -44,6 +45,7 @@ from lllt_sim.engine import (
 from lllt_sim.faults import Fault
 from lllt_sim.link import Corrupter, encode_frame, link_state
 from lllt_sim.profiles import Profile, default_capabilities
+from lllt_sim.records import Record
 
 S = wire.State
 IL = wire.Interlock
@@ -56,6 +58,7 @@ HORIZON_TICKS = 100  # look ahead at most 1 s when no telemetry is due: a reques
 DEDUP_SIZE = 8
 
 # telemetry flags as plain ints: IntFlag arithmetic is slow on the per-sample path
+_HEARTBEAT = int(wire.MsgType.HEARTBEAT)
 _F_HEAD = int(TF.HEAD_PRESENT)
 _F_LEASE_ACTIVE = int(TF.LEASE_ACTIVE)
 _F_LEASE_EXPIRED = int(TF.LEASE_EXPIRED)
@@ -80,6 +83,7 @@ class SimDevice(Engine):
         key: bytes | None = None,
         clock_rate: float = 0.0,
         state_file: str | None = None,
+        button_held: bool = False,
     ) -> None:
         if key is not None and not key:
             raise ValueError("a device key must not be empty")
@@ -89,6 +93,17 @@ class SimDevice(Engine):
         p = self.profile
         self.clock_rate = float(clock_rate)
         self._key = key if key is not None else wire.DEVELOPMENT_KEY
+        #: a device with its own key takes a new one only while its button is held; a
+        #: fresh device (development key only) takes one at any time. Both: wired link only
+        self._provisioned = key is not None
+        self.button_held = button_held
+        #: the kind of link the host is on: "wired" (USB serial, TCP, in-process) or "ble"
+        #: (set by whoever serves the device over Bluetooth)
+        self.link_kind = "wired"
+        self._report: list[Record] = []  # records still to send in a RECORD_ACCESS report
+        self._report_sent = 0
+        self._report_last = 0
+        self._report_timer: asyncio.TimerHandle | None = None
         caps = default_capabilities()
         if key is not None:
             caps &= ~wire.Capability.DEV_KEY  # a provisioned key: the published one is refused
@@ -99,7 +114,12 @@ class SimDevice(Engine):
         self._tel_struct = struct.Struct("<IHBBIHHHIIBB" + "HHI" * self.n_ch + "h" * (self.n_z + 1))
         self._tel_period = TEL_DEFAULT_MS
         self._tel_due: int | None = TEL_DEFAULT_MS
-        self._nonce_rng = random.Random(f"{self.seed}:nonce")
+        # wire 1.1: nonces unique across power cycles. A device with its own key draws them
+        # from the OS; one on the published development key stays reproducible from its
+        # seed, with the boot count (kept in the state file) mixed in
+        self._os_nonces = key is not None
+        self._nonce_rng = random.Random(f"{self.seed}:{self.boot_count}:nonce")
+        self._end_sample = False
         self._nonce = self._new_nonce()
         self._last_counter = 0
         self._authed = False
@@ -154,19 +174,20 @@ class SimDevice(Engine):
             self._inbox.append(bytes(data))
             return
         self._busy = True
-        handled = False
+        replan = False
         try:
             self._anchor()
             while True:
-                handled |= self._feed_one(bytes(data))
+                replan |= self._feed_one(bytes(data))
                 if not self._inbox:
                     break
                 data = self._inbox.pop(0)
         except Exception as err:  # a device never dies of its input; count and carry on
             self._internal_error(err)
+            replan = True
         finally:
             self._busy = False
-        if handled:
+        if replan:
             self._schedule()
 
     async def run(self) -> None:
@@ -190,6 +211,7 @@ class SimDevice(Engine):
             self._persist()
         self._closed = True
         self._cancel_timer()
+        self.link_closed()
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
 
@@ -322,6 +344,11 @@ class SimDevice(Engine):
                 self._checkpoint_persist()
                 if event:
                     self._event_tick()
+                    if self._end_sample:
+                        self._end_sample = False
+                        at = self._ph.tick * T
+                        self._send_unsolicited(wire.MsgType.TELEMETRY, self._status_payload(at), at)
+                        self._stats["telemetry"] += 1
                     continue
             if tel <= now:
                 self._send_unsolicited(wire.MsgType.TELEMETRY, self._status_payload(tel), tel)
@@ -432,7 +459,12 @@ class SimDevice(Engine):
     # --- input ----------------------------------------------------------------------------
 
     def _feed_one(self, data: bytes) -> bool:
-        """Decode ``data`` and answer every complete request; True if any frame came."""
+        """Decode ``data`` and answer every complete request.
+
+        Returns True when the device must plan ahead again: it was brought up to the
+        request's tick, which drops the state it had computed ahead. Requests that change
+        nothing that computation depends on (:meth:`_keeps_plan`) are answered without it.
+        """
         now = self._abs_now()
         self._stats["bytes_in"] += len(data)
         if self._link_windows:
@@ -445,9 +477,11 @@ class SimDevice(Engine):
         frames = self._decoder.feed(data)
         if not frames:
             return False
-        # bring the device up to the request's tick before answering (a fresh STATUS)
-        self._spec = None
-        self._advance_to(now)
+        replan = not self._keeps_plan(frames, now)
+        if replan:
+            # bring the device up to the request's tick before answering (a fresh STATUS)
+            self._spec = None
+            self._advance_to(now)
         for frame in frames:
             self._stats["frames_in"] += 1
             self._outbox = []
@@ -459,7 +493,22 @@ class SimDevice(Engine):
                 self._out(reply, now)
             for ev in pending:
                 self._out(ev, now)
-        return True
+        return replan
+
+    def _keeps_plan(self, frames: list[wire.Frame], now: int) -> bool:
+        """True if ``frames`` are heartbeats that only renew a live lease, and the state
+        computed ahead covers ``now`` without an event in between.
+
+        Renewing the lease moves its deadline later, so what was computed ahead (which
+        stops at the old deadline at the latest) stays right; the heartbeat is answered
+        from ``now`` alone and the computed state is used when the timer fires.
+        """
+        spec = self._spec
+        if spec is None or self._timer is None or now >= spec[0].tick * self.tick_ms:
+            return False
+        if self._session is None or self._splan is None or self._lease_expired:
+            return False
+        return all(f.type == _HEARTBEAT and f.version == wire.PROTOCOL_MAJOR for f in frames)
 
     def _handle(self, frame: wire.Frame, now: int) -> bytes | None:
         """The encoded reply to one frame (None: not a request, nothing to answer)."""
@@ -469,6 +518,10 @@ class SimDevice(Engine):
             return None
         self._stats["requests"] += 1
         if mt == wire.MsgType.HELLO:
+            if frame.flags & wire.FLAG_AUTH:
+                # HELLO is never signed: a trailer on it is an attack or a bug; answer with
+                # a refusal and keep the conversation (nonce, counter) as it is
+                return self._nack(frame, NC.AUTH_FAILED, "HELLO is never signed")
             self._dedup.clear()  # a new conversation
             if len(frame.payload) < 2:
                 return self._nack(frame, NC.BAD_LENGTH, "HELLO needs major and minor")
@@ -523,30 +576,33 @@ class SimDevice(Engine):
             return self._nack(frame, NC.UNKNOWN_TYPE, f"unknown request 0x{mt:02x}", observed=mt)
         payload = frame.payload
         authed = False
+        if mt == M.ABORT:
+            # wire 1.1: stopping is never refused, whatever the payload or trailer says; the
+            # reason is the first byte when there is one (a trailer alone carries none)
+            if frame.flags & wire.FLAG_AUTH and len(payload) >= wire.AUTH_TRAILER.size:
+                payload = payload[: -wire.AUTH_TRAILER.size]
+            code = payload[0] if payload else 0
+            reason = code if code in _ABORT_REASONS else int(wire.AbortReason.UNSPECIFIED)
+            return self._on_abort(frame, wire.Abort(wire.AbortReason(reason)), False, now)
         if frame.flags & wire.FLAG_AUTH:
-            if mt == M.ABORT:
-                # stopping is never refused, whatever the trailer says
-                if len(payload) >= wire.AUTH_TRAILER.size:
-                    payload = payload[: -wire.AUTH_TRAILER.size]
-            else:
-                try:
-                    checked = wire.verify_auth(self._key, self._nonce, frame)
-                except wire.WireError:
-                    checked = None
-                if checked is None:
-                    return self._nack(frame, NC.AUTH_FAILED, "wrong authentication tag")
-                payload, counter = checked
-                if counter <= self._last_counter:
-                    return self._nack(
-                        frame,
-                        NC.AUTH_FAILED,
-                        "counter not above the last accepted",
-                        limit=self._last_counter,
-                        observed=counter,
-                    )
-                self._last_counter = counter
-                self._authed = True
-                authed = True
+            try:
+                checked = wire.verify_auth(self._key, self._nonce, frame)
+            except wire.WireError:
+                checked = None
+            if checked is None:
+                return self._nack(frame, NC.AUTH_FAILED, "wrong authentication tag")
+            payload, counter = checked
+            if counter <= self._last_counter:
+                return self._nack(
+                    frame,
+                    NC.AUTH_FAILED,
+                    "counter not above the last accepted",
+                    limit=self._last_counter,
+                    observed=counter,
+                )
+            self._last_counter = counter
+            self._authed = True
+            authed = True
         if mt == M.UPLOAD_PLAN:
             return self._on_upload(frame, payload, authed, now)
         try:
@@ -665,6 +721,13 @@ class SimDevice(Engine):
         # emitters off in the current tick, so the next telemetry shows them off
         self._cfg = self._build_cfg(self._ph)
         self._dirty = True
+        self._end_sample = False  # the STATUS below is that sample
+        if self._outbox is not None:
+            # wire 1.1: a STATUS with the ABORT's seq right after the ACK (and the events),
+            # so the host sees the emitters off in one round trip
+            self._outbox.append(
+                encode_frame(wire.MsgType.STATUS, frame.seq, self._status_payload(now))
+            )
         return self._ack(frame)
 
     def _on_heartbeat(
@@ -757,10 +820,94 @@ class SimDevice(Engine):
         self._dirty = True
         return self._ack(frame)
 
+    def _on_provision_key(
+        self, frame: wire.Frame, msg: wire.ProvisionKey, authed: bool, now: int
+    ) -> bytes:
+        if self.link_kind != "wired":
+            return self._nack(frame, NC.WIRED_ONLY, "keys are provisioned over USB only")
+        if self._session is not None:
+            return self._nack(frame, NC.BAD_STATE, "not during a session", observed=self._state)
+        if self._provisioned and not self.button_held:
+            return self._nack(frame, NC.BAD_STATE, "hold the button to provision a new key")
+        if msg.key == bytes(wire.KEY_SIZE) or msg.key == wire.DEVELOPMENT_KEY:
+            return self._nack(frame, NC.BAD_VALUE, "not a usable key")
+        self._key = msg.key
+        self._provisioned = True
+        self.capabilities &= ~wire.Capability.DEV_KEY  # the published key is refused now
+        self._os_nonces = True
+        # a new conversation: the host says HELLO again, under the new key
+        self._nonce = self._new_nonce()
+        self._last_counter = 0
+        self._authed = False
+        return self._ack(frame)
+
+    def _on_record_access(
+        self, frame: wire.Frame, msg: wire.RecordAccess, authed: bool, now: int
+    ) -> bytes:
+        op = msg.op
+        if op == wire.RecordOp.ABORT:
+            if self._report_timer is not None:
+                self._end_report(wire.RecordsEndStatus.ABORTED, now)
+            return self._ack(frame)
+        chosen = sorted(
+            (r for r in self._records if r.seq >= msg.from_seq and r.seq > 0),
+            key=lambda r: r.seq,
+        )
+        if op == wire.RecordOp.COUNT:
+            return encode_frame(
+                wire.MsgType.RECORD_COUNT, frame.seq, wire.RecordCount(len(chosen)).payload()
+            )
+        if self._report_timer is not None:
+            return self._nack(frame, NC.BUSY, "a report is under way; abort it first")
+        self._report = chosen
+        self._report_sent = 0
+        self._report_last = 0
+        assert self._loop is not None
+        # one record per control tick, after the ACK: a link can drop mid-way
+        self._report_timer = self._loop.call_later(self.tick_ms / 1000.0, self._report_next)
+        return self._ack(frame)
+
+    def _report_next(self) -> None:
+        self._report_timer = None
+        if self._closed:
+            return
+        now = self._abs_now()
+        if not self._report:
+            self._end_report(wire.RecordsEndStatus.DONE, now)
+            return
+        r = self._report.pop(0)
+        rec = self._record_now(r).to_wire()
+        self._send_unsolicited(wire.MsgType.RECORD, wire.Record(r.seq, rec).payload(), now)
+        self._report_sent += 1
+        self._report_last = r.seq
+        assert self._loop is not None
+        self._report_timer = self._loop.call_later(self.tick_ms / 1000.0, self._report_next)
+
+    def _end_report(self, status: wire.RecordsEndStatus, now: int) -> None:
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
+        self._report = []
+        end = wire.RecordsEnd(status, self._report_sent, self._report_last)
+        self._send_unsolicited(wire.MsgType.RECORDS_END, end.payload(), now)
+
+    def link_closed(self) -> None:
+        """The host's connection ended (a BLE disconnect): a report under way stops."""
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
+            self._report = []
+
     # --- misc -----------------------------------------------------------------------------
 
     def _new_nonce(self) -> bytes:
+        if self._os_nonces:
+            return os.urandom(wire.NONCE_SIZE)
         return self._nonce_rng.randbytes(wire.NONCE_SIZE)
+
+    def _end_session(self, outcome: int, reason: int, new_state: wire.State, t_abs: int) -> None:
+        super()._end_session(outcome, reason, new_state, t_abs)
+        self._end_sample = True  # wire 1.1: a sample at once after SESSION_END
 
     def _internal_error(self, err: BaseException) -> None:
         self._stats["internal_errors"] += 1
@@ -775,6 +922,8 @@ class SimDevice(Engine):
         self._dedup.clear()
 
 
+_ABORT_REASONS = frozenset(int(r) for r in wire.AbortReason)
+
 _HANDLERS: dict[int, str] = {
     wire.MsgType.UPLOAD_PLAN: "_on_upload",
     wire.MsgType.START: "_on_start",
@@ -787,6 +936,8 @@ _HANDLERS: dict[int, str] = {
     wire.MsgType.GET_STATUS: "_on_get_status",
     wire.MsgType.GET_RECORDS: "_on_get_records",
     wire.MsgType.CLEAR_FAULT: "_on_clear_fault",
+    wire.MsgType.PROVISION_KEY: "_on_provision_key",
+    wire.MsgType.RECORD_ACCESS: "_on_record_access",
 }
 
 

@@ -277,6 +277,12 @@ class Engine:
                     r.outcome = wire.Outcome.POWER_LOSS  # the process died mid-session
         self.boot_count = boots + 1
         self._boot_tick = 0
+        # record-access sequence numbers persist across reboots and deletions
+        self._next_seq = 1 + max([r.seq for r in self._records] + [0])
+        if state_file:
+            from lllt_sim.records import load_next_seq
+
+            self._next_seq = max(self._next_seq, load_next_seq(state_file))
 
         # --- discrete state ----------------------------------------------------------------------
         self._state = S.IDLE
@@ -879,7 +885,9 @@ class Engine:
             boot_count=self.boot_count & 0xFFFF,
             start_ms=self._dev_ms(now),
             fluence_uj=[0] * self.n_ch,
+            seq=self._next_seq,
         )
+        self._next_seq += 1
         self._records.insert(0, rec)
         del self._records[wire.MAX_RECORDS :]
         self._session = rec
@@ -1092,6 +1100,14 @@ class Engine:
         ph.oo = [0] * self.n_ch
         self._ph = ph
         self._event(EK.BOOT, tick * T, a=wire.BootCause.WATCHDOG, value=self.boot_count & 0xFFFF)
+        if not self._head:
+            # RAM lost: the device assumes a head until its first reading, one tick later,
+            # finds none (a HEAD event, the head-off clock restarted), as the firmware does
+            self._head = True
+            idx = next(i for i, f in enumerate(self.faults) if f.name == "head_off")
+            self._fault_sched.append((tick + 1, idx, True))
+            self._fault_sched.sort(key=lambda e: (e[0], not e[2], e[1]))
+            self._next_fault = self._fault_sched[0][0]
         self._dirty = True
         self._persist()
 
@@ -1110,6 +1126,7 @@ class Engine:
             0,
             ph.emit,
             [_u2uj(v) for v in ph.fl],
+            r.seq,
         )
 
     def _checkpoint_persist(self) -> None:
@@ -1134,10 +1151,11 @@ class Engine:
                     0,
                     ph.ck_emit,
                     [_u2uj(v) for v in ph.ck_fl],
+                    r.seq,
                 )
             recs.append(r)
         try:
-            save_state(self.state_file, self.profile.name, self.boot_count, recs)
+            save_state(self.state_file, self.profile.name, self.boot_count, recs, self._next_seq)
         except OSError as err:
             self._stats["state_errors"] += 1
             self.last_error = err

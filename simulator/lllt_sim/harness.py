@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 
-_URL = re.compile(r"\b((?:serial|socket)://\S+)")
+_URL = re.compile(r"\b((?:serial|socket|ble)://\S+)")
 
 
 class ServedSimulator:

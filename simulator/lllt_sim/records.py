@@ -38,6 +38,8 @@ class Record:
     reason: int = 0
     emitting_ms: int = 0
     fluence_uj: list[int] = field(default_factory=list)
+    #: record-access sequence number: 1, 2, 3 ... for the device's life, never reused
+    seq: int = 0
 
     def to_wire(self) -> wire.SessionRecord:
         return wire.SessionRecord(
@@ -61,6 +63,7 @@ class Record:
             "reason": self.reason,
             "emitting_ms": self.emitting_ms,
             "fluence_uj": list(self.fluence_uj),
+            "seq": self.seq,
         }
 
     @classmethod
@@ -74,6 +77,7 @@ class Record:
             reason=int(d["reason"]),
             emitting_ms=int(d["emitting_ms"]),
             fluence_uj=[int(v) for v in d["fluence_uj"]],
+            seq=int(d.get("seq", 0)),
         )
 
 
@@ -98,13 +102,25 @@ def load_state(path: str, profile: str) -> tuple[int, list[Record]]:
     return boots, records
 
 
-def save_state(path: str, profile: str, boot_count: int, records: list[Record]) -> None:
+def load_next_seq(path: str) -> int:
+    """The next record sequence number kept in ``path`` (0: not kept there)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return int(json.load(f).get("next_seq", 0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
+
+
+def save_state(
+    path: str, profile: str, boot_count: int, records: list[Record], next_seq: int = 0
+) -> None:
     """Write atomically: a crash mid-write leaves the previous file intact."""
     data = {
         "format": FORMAT,
         "profile": profile,
         "boot_count": boot_count,
         "records": [r.to_json() for r in records],
+        "next_seq": next_seq,
     }
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".lllt-sim-", suffix=".tmp", dir=directory)

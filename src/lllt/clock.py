@@ -19,6 +19,7 @@ therefore gives the virtual loop only to in-process simulators.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import selectors
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -99,14 +100,44 @@ class _VirtualSelector(selectors.BaseSelector):
         return ready
 
 
+class _OrderedTimer(asyncio.TimerHandle):
+    """A timer that, at the same time as another, runs in the order it was set.
+
+    asyncio orders timers by time only, and breaks ties by the shape of its heap, which
+    depends on every timer ever set. On a virtual clock many timers fall on the same
+    instant, so that would let an unrelated timer (a device's tick, say) reorder a host's
+    callbacks; with ties in insertion order a run depends only on what was scheduled.
+    """
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, when: float, callback: Any, args: Any, loop: Any, context: Any, seq: int):
+        super().__init__(when, callback, args, loop, context=context)
+        self._seq = seq
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, _OrderedTimer):
+            return (self.when(), self._seq) < (other.when(), other._seq)
+        return super().__lt__(other)  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        if isinstance(other, _OrderedTimer):
+            return (self.when(), self._seq) > (other.when(), other._seq)
+        return super().__gt__(other)  # type: ignore[operator]
+
+
 class VirtualClockLoop(asyncio.SelectorEventLoop):
-    """Event loop with a virtual clock; ``speed=None`` runs as fast as the CPU allows."""
+    """Event loop with a virtual clock; ``speed=None`` runs as fast as the CPU allows.
+
+    Timers due at the same instant run in the order they were set (:class:`_OrderedTimer`).
+    """
 
     def __init__(self, speed: float | None = None, *, start: float = 0.0) -> None:
         selector = _VirtualSelector()
         super().__init__(selector)
         selector.loop = self
         self._vtime = float(start)
+        self._timer_seq = 0
         self._speed: float | None = None
         self._holds = 0
         #: wall-clock epoch seconds that virtual time ``start`` corresponds to
@@ -117,6 +148,21 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._vtime
+
+    def call_at(  # type: ignore[override]
+        self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
+        # asyncio's own call_at, with a timer that breaks ties by insertion order
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()  # type: ignore[attr-defined]
+        self._timer_seq += 1
+        timer = _OrderedTimer(when, callback, args, self, context, self._timer_seq)
+        if timer._source_traceback:  # type: ignore[attr-defined]
+            del timer._source_traceback[-1]  # type: ignore[attr-defined]
+        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
 
     @property
     def speed(self) -> float | None:

@@ -25,6 +25,8 @@ clock rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import secrets
 import threading
@@ -62,6 +64,9 @@ _REPLIES: dict[int, tuple[int, ...]] = {
     W.MsgType.START: (W.MsgType.STARTED,),
     W.MsgType.GET_STATUS: (W.MsgType.STATUS,),
     W.MsgType.GET_RECORDS: (W.MsgType.RECORDS,),
+    W.MsgType.RECORD_ACCESS: (W.MsgType.ACK, W.MsgType.RECORD_COUNT),
+    # wire 1.1: ACK, then a STATUS with the same seq; when the ACK is lost the STATUS answers
+    W.MsgType.ABORT: (W.MsgType.ACK, W.MsgType.STATUS),
 }
 
 _SAFETY_NACKS = {
@@ -91,12 +96,16 @@ _NACK_ADVICE = {
 # --- keys ------------------------------------------------------------------------------
 
 
-def resolve_key(hello: wire.HelloInfo, key: bytes | str | None = None) -> bytes | None:
+def resolve_key(
+    hello: wire.HelloInfo, key: bytes | str | None = None, *, dev_key: bool = False
+) -> bytes | None:
     """The key to sign energy-adding requests with, or None.
 
     Order: the explicit ``key``; ``LLLT_KEY`` (hex); ``keys.toml`` in the user config
-    directory (``"SERIAL" = "HEX"``); the published development key when the device
-    accepts it (simulators, development boards).
+    directory (``"SERIAL" = "HEX"``); the published development key only when the device
+    says both DEV_KEY and SIMULATED (a simulator), or when ``dev_key`` asks for it
+    explicitly (a development board; a warning is logged). "No key given" never means
+    "the development key" for a device that might be on a head.
     """
     if isinstance(key, bytes):
         return key
@@ -110,30 +119,23 @@ def resolve_key(hello: wire.HelloInfo, key: bytes | str | None = None) -> bytes 
     if stored is not None:
         return stored
     if hello.capabilities & W.Capability.DEV_KEY:
-        return W.DEVELOPMENT_KEY
+        if hello.capabilities & W.Capability.SIMULATED:
+            return W.DEVELOPMENT_KEY
+        if dev_key:
+            logging.getLogger("lllt").warning(
+                "using the published development key with %s (%s): anyone can sign requests "
+                "for it; never use it on a cap that is worn",
+                hello.serial,
+                hello.model,
+            )
+            return W.DEVELOPMENT_KEY
     return None
 
 
 def _key_from_file(serial: str) -> bytes | None:
-    import tomllib
+    from lllt import keys
 
-    from platformdirs import user_config_dir
-
-    path = os.path.join(user_config_dir("lllt"), "keys.toml")
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        return None
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise InvalidInput(f"{path}: cannot read the key file: {err}") from None
-    value = data.get(serial)
-    if value is None:
-        return None
-    try:
-        return bytes.fromhex(str(value))
-    except ValueError:
-        raise InvalidInput(f"{path}: the key for {serial} is not hexadecimal") from None
+    return keys.load().get(serial)
 
 
 # --- subscriptions -----------------------------------------------------------------------
@@ -231,10 +233,12 @@ class Cap:
         transport: Transport,
         *,
         key: bytes | str | None = None,
+        dev_key: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
     ) -> None:
         self.transport = transport
+        self._dev_key = dev_key
         self.url = transport.url.url
         self.timeout = timeout
         self.retries = retries
@@ -318,7 +322,7 @@ class Cap:
         self._hello = hello
         self._info = DeviceInfo(hello)
         self.rebooted = False
-        key = resolve_key(hello, self._key_arg)
+        key = resolve_key(hello, self._key_arg, dev_key=self._dev_key)
         self._auth = W.AuthState(key, hello.nonce) if key is not None else None
 
     # --- what the device is ---------------------------------------------------------------
@@ -480,7 +484,9 @@ class Cap:
     async def abort(self, reason: W.AbortReason = W.AbortReason.USER) -> None:
         """Emitters off and end the session; always accepted by the device."""
         try:
-            await self.request(W.Abort(reason))
+            reply = await self.request(W.Abort(reason))
+            if isinstance(reply, W.Status):
+                self._push_status(reply)
         finally:
             self._stop_heartbeat()
 
@@ -508,6 +514,58 @@ class Cap:
 
     async def clear_fault(self) -> None:
         await self.request(W.ClearFault())
+
+    async def provision_key(self, key: bytes) -> None:
+        """Give the device a new 32-byte key (wired link, provisioning state only)."""
+        if len(key) != W.KEY_SIZE:
+            raise InvalidInput(f"a device key is {W.KEY_SIZE} bytes, not {len(key)}")
+        await self.request(W.ProvisionKey(key))
+
+    # --- record access ------------------------------------------------------------------------
+    async def record_count(self, from_seq: int = 0) -> int:
+        """How many records the device holds with sequence number ``from_seq`` or later."""
+        reply = await self.request(W.RecordAccess(W.RecordOp.COUNT, from_seq))
+        assert isinstance(reply, W.RecordCount)
+        return reply.count
+
+    async def report_records(
+        self, from_seq: int = 0, *, per_record_timeout: float = 2.0
+    ) -> AsyncIterator[W.Record]:
+        """The records with sequence number ``from_seq`` or later, oldest first.
+
+        One report at a time (the device answers BUSY to a second); the wait for each
+        record is ``per_record_timeout`` host seconds, restarted at every record, after
+        which the report is aborted and DeviceTimeout raised. A lost link raises LinkLost:
+        resume with ``from_seq`` = the last sequence number received + 1.
+        """
+        types = frozenset({W.MsgType.RECORD, W.MsgType.RECORDS_END})
+        with self._subscribe(types, 10_000) as sub:
+            await self.request(W.RecordAccess(W.RecordOp.REPORT, from_seq))
+            wait = per_record_timeout + self.host_seconds(100)
+            while True:
+                try:
+                    msg = await sub.get(wait)
+                except DeviceTimeout:
+                    with contextlib.suppress(DeviceError):
+                        await self.request(W.RecordAccess(W.RecordOp.ABORT), retries=0)
+                    raise DeviceTimeout(
+                        f"the record report from {self.url} stalled: no record within {wait:g} s"
+                    ) from None
+                if isinstance(msg, W.RecordsEnd):
+                    return
+                assert isinstance(msg, W.Record)
+                yield msg
+
+    async def session_records(self) -> tuple[W.SessionRecord, ...]:
+        """Every record the device holds, newest first: by record access when the device
+        has it, else GET_RECORDS."""
+        try:
+            got = [r async for r in self.report_records(0)]
+        except Rejected as err:
+            if getattr(err, "code", None) != W.NackCode.UNKNOWN_TYPE:
+                raise
+            return await self.records()
+        return tuple(r.record for r in reversed(got))
 
     # --- lease heartbeat ----------------------------------------------------------------------
     def _start_heartbeat(self) -> None:
@@ -582,6 +640,11 @@ class Cap:
                 continue
             entry = self._pending.get(frame.seq)
             if entry is None or entry[0].done():
+                if isinstance(msg, W.Status):
+                    # wire 1.1: the STATUS a device sends right after ABORT (and after a
+                    # session ends) is a sample like telemetry: the proof of "emitters off"
+                    self._push_status(msg)
+                    continue
                 self.counters.unexpected += 1  # a late answer to a retried request
                 continue
             fut, _ = entry
@@ -594,6 +657,11 @@ class Cap:
             if 0 < gap < 0x8000:
                 self.lost_unsolicited += gap
         self._unsolicited_seq = seq
+        if msg.TYPE in (W.MsgType.RECORD, W.MsgType.RECORDS_END):
+            for sub in self._subs:  # a record-access report: only for who asked for it
+                if msg.TYPE in sub.types:
+                    sub._push(msg)
+            return
         if msg.TYPE == W.MsgType.TELEMETRY:
             self.last_telemetry = msg  # type: ignore[assignment]
         else:
@@ -612,6 +680,12 @@ class Cap:
                 sub._push(msg)
         for fn in self._listeners:
             fn(msg)
+
+    def _push_status(self, msg: W.Status) -> None:
+        self.last_telemetry = msg
+        for sub in self._subs:
+            if W.MsgType.TELEMETRY in sub.types:
+                sub._push(msg)
 
     def _foreign_version(self, frame: W.Frame) -> None:
         # HELLO_INFO of any version starts with major, minor: enough to say who upgrades
@@ -632,6 +706,45 @@ class Cap:
         for sub in self._subs:
             sub._fail(error)
         self._stop_heartbeat()
+
+
+async def fetch_records(
+    cap: Cap,
+    from_seq: int = 0,
+    *,
+    reconnect_s: float = 30.0,
+    per_record_timeout: float = 2.0,
+) -> list[W.Record]:
+    """Every record from ``from_seq`` on, oldest first, across link drops.
+
+    A report cut by a lost link is resumed after a reconnect (within ``reconnect_s``
+    host seconds) from the last sequence number received + 1, so the result has no gap
+    the device did not have and no duplicate.
+    """
+    loop = asyncio.get_running_loop()
+    got: list[W.Record] = []
+    next_seq = from_seq
+    deadline: float | None = None
+    while True:
+        try:
+            async for rec in cap.report_records(next_seq, per_record_timeout=per_record_timeout):
+                if got and rec.seq <= got[-1].seq:
+                    continue  # never twice
+                got.append(rec)
+                next_seq = rec.seq + 1
+            return got
+        except LinkLost:
+            if deadline is None:
+                deadline = loop.time() + reconnect_s
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise
+                try:
+                    await asyncio.wait_for(cap.reconnect(), left)
+                    break
+                except (DeviceError, TimeoutError, OSError):
+                    await asyncio.sleep(min(0.5, max(0.0, deadline - loop.time())))
 
 
 def _version_error(major: int, minor: int) -> VersionMismatch:

@@ -26,6 +26,7 @@ of advice; the CLI prints ``str(err)`` and exits with ``err.exit_code``::
     │   │                                     off the head, fault latched)
     │   └── NotConnected                      used after close
     └── StoreError                        3   the session log cannot be read or written
+        └── NotASessionLog                2   the file given as the log is something else
 
 ``UserAborted`` (exit 130) is raised when the user stopped a session and the emitters
 were confirmed off; it is a ``LlltError`` so that scripts can catch everything at once.
@@ -178,7 +179,8 @@ class Rejected(DeviceError):
 class AuthError(Rejected):
     default_advice = (
         "Give the device key with --key or LLLT_KEY, or add it to the key file "
-        "(see docs/wire-protocol.md, Authentication)."
+        "(see docs/wire-protocol.md, Authentication); a development board that takes the "
+        "published development key needs --dev-key."
     )
 
 
@@ -194,6 +196,13 @@ class NotConnected(DeviceError):
 
 class StoreError(LlltError):
     exit_code = 3
+
+
+class NotASessionLog(StoreError, InvalidInput):
+    """The file named as the session log is not one (another SQLite file, a text file):
+    a mistyped ``--db``, so invalid input rather than a broken log."""
+
+    exit_code = 2
 
 
 class UserAborted(LlltError):

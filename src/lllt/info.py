@@ -1,8 +1,9 @@
 """What the host knows about a device: its HELLO_INFO, with lookups and a JSON form.
 
 ``DeviceInfo`` comes from a connected cap's handshake (``Cap.info``) or, offline, from a
-packaged simulator profile (``DeviceInfo.for_profile("reference-cap")``): both are the
-same HELLO_INFO message, so planning and preflight see one description of a device.
+packaged device profile (``DeviceInfo.for_profile("reference-cap")``, read through
+``lllt.wire.profiles`` like the simulator's): both are the same HELLO_INFO message, so
+planning and preflight see one description of a device.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ class DeviceInfo:
         return {c.id: i for i, c in enumerate(self.hello.channels)}
 
     @cached_property
+    def channel_wavelength(self) -> dict[int, int]:
+        """channel id -> wavelength (nm)"""
+        return {c.id: c.wavelength_nm for c in self.hello.channels}
+
+    @cached_property
     def zone_index(self) -> dict[int, int]:
         return {z.id: i for i, z in enumerate(self.hello.zones)}
 
@@ -88,11 +94,11 @@ class DeviceInfo:
     # --- construction ---------------------------------------------------------------
     @classmethod
     def for_profile(cls, name: str) -> DeviceInfo:
-        """The device a packaged simulator profile describes (no connection needed)."""
-        from lllt_sim.profiles import ProfileError, load_profile
+        """The device a packaged profile describes (no connection needed)."""
+        from lllt.wire.profiles import ProfileError, load_device_profile
 
         try:
-            return cls(load_profile(name).hello_info())
+            return cls(load_device_profile(name).hello_info())
         except ProfileError as err:
             raise InvalidInput(str(err), advice="See `lllt devices` for the profiles.") from None
 

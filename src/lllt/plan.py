@@ -1,61 +1,46 @@
-"""Session plans: what a device will run, and the dose arithmetic behind it (DESIGN §5).
+"""Session plans: what a device will run, and the dose arithmetic behind it.
 
 ``compile(protocol, device)`` turns a validated protocol into a :class:`SessionPlan`:
 one step per phase, with per-channel irradiance setpoints, pulse, ramp, and a duration
 or per-channel fluence targets, plus the expected duration and fluence per wavelength.
 ``SessionPlan.to_wire()`` gives the UPLOAD_PLAN message.
 
-Dose rules (DESIGN §5):
-
-- fluence (J/cm²) = irradiance (mW/cm²) × duty × on-time (s) / 1000;
-- ``irradiance`` is the on-state value; pulsing lowers the average, not the peak;
-- a phase's duration includes its ramp; a linear ramp from 0 delivers half the fluence of
-  the same time at full irradiance;
-- fluence is reported per wavelength and never summed across wavelengths; a wavelength's
-  fluence is the largest any of its channels receives (the most-dosed zone).
+The dose rules (fluence from irradiance, duty and time; a ramp's half; a wavelength's
+fluence as the most any of its channels receives) live in :mod:`lllt.dose`; a step's
+expected duration and fluence are worked out in one place, :meth:`Step.with_setpoints`.
+:func:`analyze` and :func:`check_file` give ``lllt protocol check`` its data.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lllt import wire
-from lllt.errors import FieldProblem, PlanError
+from lllt.dose import IRRADIANCE_STEP, duration_for_fluence, most_dosed, phase_fluence
+from lllt.errors import FieldProblem, FileFormatError, PlanError
 from lllt.units import human_duration
 
 if TYPE_CHECKING:
     from lllt.info import DeviceInfo
     from lllt.protocol import Phase, Protocol
 
+# lllt.protocol (pydantic) is imported where it is needed, so ``import lllt.plan`` stays
+# cheap for the log and report commands.
 
-# --- dose arithmetic ------------------------------------------------------------------
-
-
-def phase_fluence(
-    irradiance_mw_cm2: float, duty_pct: float, duration_s: float, ramp_s: float
-) -> float:
-    """J/cm² a channel delivers in a phase of ``duration_s`` (ramp included)."""
-    on_time = duration_s - ramp_s / 2.0
-    return irradiance_mw_cm2 * (duty_pct / 100.0) * on_time / 1000.0
-
-
-def duration_for_fluence(
-    fluence_j_cm2: float, irradiance_mw_cm2: float, duty_pct: float, ramp_s: float
-) -> float:
-    """Seconds (ramp included) a channel needs to deliver ``fluence_j_cm2``.
-
-    Inverse of :func:`phase_fluence` when the target is reached after the ramp; when it is
-    reached during the ramp the time follows the quadratic rise of the ramp.
-    """
-    rate = irradiance_mw_cm2 * (duty_pct / 100.0) / 1000.0  # J/cm² per second at full output
-    if rate <= 0:
-        raise ValueError("irradiance and duty must be positive to reach a fluence")
-    ramp_fluence = rate * ramp_s / 2.0
-    if fluence_j_cm2 >= ramp_fluence:
-        return fluence_j_cm2 / rate + ramp_s / 2.0
-    # during the ramp: F(t) = rate * t^2 / (2 * ramp)
-    return (2.0 * fluence_j_cm2 * ramp_s / rate) ** 0.5
+__all__ = [
+    "MAX_SETPOINTS",
+    "SessionPlan",
+    "Setpoint",
+    "Step",
+    "analyze",
+    "check_file",
+    "compile",
+    "duration_for_fluence",
+    "phase_fluence",
+]
 
 
 # --- plan data ---------------------------------------------------------------------------
@@ -97,6 +82,29 @@ class Step:
             for sp in self.setpoints
         }
 
+    def with_setpoints(self, setpoints: tuple[Setpoint, ...]) -> Step:
+        """The step with other setpoints and its expected duration and fluence worked out.
+
+        A fluence step runs until its slowest channel reaches its target (at full output;
+        a channel with a target and no light never does); a duration step keeps its time.
+        """
+        new = replace(self, setpoints=setpoints)
+        if self.kind == wire.StepKind.FLUENCE:
+            needed = [
+                duration_for_fluence(
+                    sp.fluence_target_j_cm2, sp.irradiance_mw_cm2, self.duty_pct, self.ramp_s
+                )
+                for sp in setpoints
+                if sp.fluence_target_j_cm2 > 0 and sp.irradiance_mw_cm2 > 0
+            ]
+            if any(sp.fluence_target_j_cm2 > 0 and sp.irradiance_mw_cm2 <= 0 for sp in setpoints):
+                needed.append(math.inf)
+            new = replace(new, expected_duration_s=max(needed, default=self.expected_duration_s))
+        by_wavelength = most_dosed(
+            new.channel_fluence(), {sp.channel: sp.wavelength_nm for sp in setpoints}
+        )
+        return replace(new, expected_fluence_j_cm2=dict(sorted(by_wavelength.items())))
+
 
 @dataclass(frozen=True)
 class SessionPlan:
@@ -123,11 +131,7 @@ class SessionPlan:
 
     def fluence_by_wavelength(self) -> dict[int, float]:
         """Expected J/cm² per wavelength: the most any channel of it receives."""
-        out: dict[int, float] = {}
-        for ch, f in self.fluence_by_channel().items():
-            wl = self.device.channel(ch).wavelength_nm
-            out[wl] = max(out.get(wl, 0.0), f)
-        return out
+        return most_dosed(self.fluence_by_channel(), self.device.channel_wavelength)
 
     def to_wire(
         self,
@@ -170,8 +174,6 @@ class SessionPlan:
 
 # --- compiling a protocol for a device ---------------------------------------------------
 
-#: Resolution of setpoints on the wire (docs/wire-protocol.md): 0.01 mW/cm², 1 ms.
-WIRE_IRRADIANCE_STEP = 0.01
 #: The wire carries at most 32 setpoints per step.
 MAX_SETPOINTS = 32
 
@@ -194,79 +196,131 @@ class _Problems:
         self.items.append(FieldProblem(field_path, message))
 
 
+class _PhaseProblems:
+    """Adds problems of one phase, each under its field path and naming the phase."""
+
+    def __init__(self, index: int, phase: Phase, problems: _Problems) -> None:
+        self.where = f"phases[{index}]"
+        self.label = f"phase {phase.name!r}"
+        self.problems = problems
+        self.before = len(problems.items)
+
+    def __call__(self, field_path: str, message: str) -> None:
+        self.problems.add(f"{self.where}.{field_path}", f"{self.label}: {message}")
+
+    @property
+    def found(self) -> bool:
+        return len(self.problems.items) > self.before
+
+
 def _compile_phase(
     index: int, phase: Phase, device: DeviceInfo, problems: _Problems
 ) -> Step | None:
+    """The step ``device`` runs for ``phase``, or None with the reasons in ``problems``."""
+    add = _PhaseProblems(index, phase, problems)
+    zone_ids = _phase_zones(phase, device, add)
+    setpoints = _phase_setpoints(phase, device, zone_ids, add)
+    _check_capabilities(phase, device, add)
+    if add.found or not setpoints:
+        return None
+    step = Step(
+        name=phase.name,
+        kind=wire.StepKind.FLUENCE if phase.is_fluence else wire.StepKind.DURATION,
+        ramp_s=phase.ramp,
+        pulse_hz=phase.pulse_hz,
+        duty_pct=phase.duty_pct,
+        setpoints=(),
+        expected_duration_s=phase.duration or 0.0,
+        max_duration_s=phase.max_duration_s,
+    )
+    return step.with_setpoints(tuple(setpoints[ch] for ch in sorted(setpoints)))
+
+
+def _phase_zones(phase: Phase, device: DeviceInfo, add: _PhaseProblems) -> set[int]:
+    """Ids of the zones the phase names (``all``: every zone)."""
+    if "all" in phase.zones:
+        return {z.id for z in device.zones}
+    zone_ids: set[int] = set()
+    for j, name in enumerate(phase.zones):
+        zone = device.zone_by_name.get(name)
+        if zone is None:
+            known = ", ".join(z.name for z in device.zones)
+            add(f"zones[{j}]", f"the device has no zone {name!r}; its zones are: {known}")
+        else:
+            zone_ids.add(zone.id)
+    return zone_ids
+
+
+def _emit_channels(
+    key: str, device: DeviceInfo, zone_ids: set[int], add: _PhaseProblems
+) -> list[wire.ChannelInfo]:
+    """The channels an emit key drives: every channel of a wavelength in the phase's
+    zones, or the named channel (empty, with the reason added, when there is none)."""
     from lllt.protocol import parse_emit_key
 
-    where = f"phases[{index}]"
-    label = f"phase {phase.name!r}"
-    before = len(problems.items)
-
-    def add(field_path: str, message: str) -> None:
-        problems.add(f"{where}.{field_path}", f"{label}: {message}")
-
-    # zones
-    zone_ids: set[int] = set()
-    if "all" in phase.zones:
-        zone_ids = {z.id for z in device.zones}
-    else:
-        for j, name in enumerate(phase.zones):
-            zone = device.zone_by_name.get(name)
-            if zone is None:
-                known = ", ".join(z.name for z in device.zones)
-                add(f"zones[{j}]", f"the device has no zone {name!r}; its zones are: {known}")
-            else:
-                zone_ids.add(zone.id)
+    kind, number = parse_emit_key(key)
+    path = f"emit.{key}"
     zone_names = ", ".join(device.zone_name(z) for z in sorted(zone_ids))
+    if kind == "wavelength":
+        at_wavelength = list(device.channels_at(number))
+        if not at_wavelength:
+            known = ", ".join(f"{wl} nm" for wl in device.wavelengths)
+            add(path, f"the device has no {number} nm channel; its wavelengths are {known}")
+            return []
+        channels = [c for c in at_wavelength if c.zone in zone_ids]
+        if not channels and zone_ids:
+            add(path, f"the device has no {number} nm channel in zones {zone_names}")
+        return channels
+    if number not in device.channel_index:
+        known = _channel_list(list(device.channels))
+        add(path, f"the device has no channel ch{number}; its channels are {known}")
+        return []
+    channel = device.channel(number)
+    if channel.zone not in zone_ids:
+        if zone_ids:
+            add(
+                path,
+                f"ch{number} is in zone {device.zone_name(channel.zone)!r}, not among "
+                f"the phase's zones ({zone_names})",
+            )
+        return []
+    return [channel]
 
-    # emits: every channel of a wavelength in the selected zones, or the named channel
+
+def _check_irradiance(
+    path: str, irradiance: float, channels: list[wire.ChannelInfo], device: DeviceInfo,
+    add: _PhaseProblems,
+) -> None:  # fmt: skip
+    """The irradiance against the channels' calibrated maxima and the wire's resolution."""
+    device_max = device.limits.max_irradiance_mw_cm2
+    over = [c for c in channels if irradiance > min(c.max_irradiance_mw_cm2, device_max) + 1e-9]
+    if over:
+        cap = min(min(c.max_irradiance_mw_cm2 for c in over), device_max)
+        add(
+            path,
+            f"{_fmt(irradiance)} mW/cm² is above the calibrated maximum of {_fmt(cap)} "
+            f"mW/cm² of {_channel_list(over)} ({over[0].wavelength_nm} nm)",
+        )
+    if irradiance < IRRADIANCE_STEP:
+        add(
+            path,
+            f"{_fmt(irradiance)} mW/cm² is below the device's resolution of "
+            f"{IRRADIANCE_STEP} mW/cm²",
+        )
+
+
+def _phase_setpoints(
+    phase: Phase, device: DeviceInfo, zone_ids: set[int], add: _PhaseProblems
+) -> dict[int, Setpoint]:
+    """channel id -> its setpoint, each channel set by one emit key only."""
     setpoints: dict[int, Setpoint] = {}
     set_by: dict[int, str] = {}
     for key, irradiance in phase.emit.items():
-        kind, number = parse_emit_key(key)
+        channels = _emit_channels(key, device, zone_ids, add)
+        if not channels:
+            continue
         path = f"emit.{key}"
-        if kind == "wavelength":
-            at_wavelength = list(device.channels_at(number))
-            if not at_wavelength:
-                known = ", ".join(f"{wl} nm" for wl in device.wavelengths)
-                add(path, f"the device has no {number} nm channel; its wavelengths are {known}")
-                continue
-            channels = [c for c in at_wavelength if c.zone in zone_ids]
-            if not channels:
-                if zone_ids:
-                    add(path, f"the device has no {number} nm channel in zones {zone_names}")
-                continue
-        else:
-            if number not in device.channel_index:
-                known = _channel_list(list(device.channels))
-                add(path, f"the device has no channel ch{number}; its channels are {known}")
-                continue
-            channel = device.channel(number)
-            if channel.zone not in zone_ids:
-                if zone_ids:
-                    add(
-                        path,
-                        f"ch{number} is in zone {device.zone_name(channel.zone)!r}, not among "
-                        f"the phase's zones ({zone_names})",
-                    )
-                continue
-            channels = [channel]
-        device_max = device.limits.max_irradiance_mw_cm2
-        over = [c for c in channels if irradiance > min(c.max_irradiance_mw_cm2, device_max) + 1e-9]
-        if over:
-            cap = min(min(c.max_irradiance_mw_cm2 for c in over), device_max)
-            add(
-                path,
-                f"{_fmt(irradiance)} mW/cm² is above the calibrated maximum of {_fmt(cap)} "
-                f"mW/cm² of {_channel_list(over)} ({over[0].wavelength_nm} nm)",
-            )
-        if irradiance < WIRE_IRRADIANCE_STEP:
-            add(
-                path,
-                f"{_fmt(irradiance)} mW/cm² is below the device's resolution of "
-                f"{WIRE_IRRADIANCE_STEP} mW/cm²",
-            )
+        _check_irradiance(path, irradiance, channels, device, add)
         for c in channels:
             if c.id in setpoints:
                 add(path, f"ch{c.id} is already set by {set_by[c.id]!r}; set each channel once")
@@ -281,8 +335,11 @@ def _compile_phase(
             )
     if len(setpoints) > MAX_SETPOINTS:
         add("emit", f"{len(setpoints)} channels; a step drives at most {MAX_SETPOINTS}")
+    return setpoints
 
-    # pulse and fluence targets are capabilities the device announces in HELLO
+
+def _check_capabilities(phase: Phase, device: DeviceInfo, add: _PhaseProblems) -> None:
+    """Pulse and fluence targets are capabilities the device announces in HELLO."""
     caps = device.hello.capabilities
     limits = device.limits
     if phase.pulse is not None:
@@ -298,25 +355,6 @@ def _compile_phase(
         add("fluence", "the device cannot end a step on a fluence target; give a duration")
     if round(phase.max_duration_s * 1000) < 1:
         add("duration" if phase.duration else "max_duration", "shorter than the wire's 1 ms")
-
-    if len(problems.items) > before or not setpoints:
-        return None
-    sps = tuple(setpoints[ch] for ch in sorted(setpoints))
-    by_wavelength: dict[int, float] = {}
-    for sp in sps:
-        f = phase.fluence_at(sp.irradiance_mw_cm2)
-        by_wavelength[sp.wavelength_nm] = max(by_wavelength.get(sp.wavelength_nm, 0.0), f)
-    return Step(
-        name=phase.name,
-        kind=wire.StepKind.FLUENCE if phase.is_fluence else wire.StepKind.DURATION,
-        ramp_s=phase.ramp,
-        pulse_hz=phase.pulse_hz,
-        duty_pct=phase.duty_pct,
-        setpoints=sps,
-        expected_duration_s=max(phase.duration_at(sp.irradiance_mw_cm2) for sp in sps),
-        max_duration_s=phase.max_duration_s,
-        expected_fluence_j_cm2=dict(sorted(by_wavelength.items())),
-    )
 
 
 def compile(protocol: Protocol, device: DeviceInfo) -> SessionPlan:
@@ -375,3 +413,61 @@ def _check_device_limits(plan: SessionPlan, problems: _Problems) -> None:
             f"in one session; the device's maximum is {_fmt(limits.max_fluence_j_cm2)} J/cm² "
             "per channel",
         )
+
+
+# --- analysis (lllt protocol check) ------------------------------------------------------
+
+
+def _wl_dict(values: dict[int, float]) -> dict[str, float]:
+    return {str(k): v for k, v in sorted(values.items())}
+
+
+def analyze(protocol: Protocol, device: DeviceInfo | None = None) -> dict[str, Any]:
+    """What the protocol asks for, as plain data (the body of ``lllt protocol check``).
+
+    Without a device: :func:`lllt.protocol.describe` (durations and the fluence of
+    wavelength-keyed emits). With one: the compiled plan (channels per phase, fluence of
+    every emit), and ``valid`` False with the reasons when the device cannot run it. Keys
+    as in :func:`lllt.protocol.describe`, plus ``channel_fluence_j_cm2`` and each phase's
+    ``channels`` with a device.
+    """
+    from lllt.protocol import describe
+
+    out = describe(protocol)
+    if device is None:
+        return out
+    out["device"] = {"model": device.model, "serial": device.serial, "firmware": device.firmware}
+    try:
+        plan = compile(protocol, device)
+    except PlanError as err:
+        out["valid"] = False
+        problems = getattr(err, "problems", None) or [FieldProblem("", err.message)]
+        out["errors"] = [p.to_dict() for p in problems]
+        return out
+    out["total_duration_s"] = plan.expected_duration_s
+    out["max_duration_s"] = plan.max_duration_s
+    out["fluence_j_cm2"] = _wl_dict(plan.fluence_by_wavelength())
+    out["channel_fluence_j_cm2"] = {
+        f"ch{ch}": f for ch, f in sorted(plan.fluence_by_channel().items())
+    }
+    for entry, step in zip(out["phases"], plan.steps, strict=True):
+        entry["duration_s"] = step.expected_duration_s
+        entry["max_duration_s"] = step.max_duration_s
+        entry["fluence_j_cm2"] = _wl_dict(step.expected_fluence_j_cm2)
+        entry["channel_fluence_j_cm2"] = {
+            f"ch{ch}": f for ch, f in sorted(step.channel_fluence().items())
+        }
+        entry["channels"] = [sp.channel for sp in step.setpoints]
+    return out
+
+
+def check_file(path: str | os.PathLike[str], device: DeviceInfo | None = None) -> dict[str, Any]:
+    """Load and analyze one file; never raises for a bad file (``valid`` is False)."""
+    from lllt.protocol import invalid_result, load_protocol, peek_id, resolve
+
+    source = os.fspath(path)
+    try:
+        protocol = load_protocol(resolve(source))
+    except FileFormatError as err:
+        return invalid_result(source, err.problems, peek_id(source))
+    return {"file": source, **analyze(protocol, device)}

@@ -2,15 +2,16 @@
 
 A protocol says what light to give (wavelength or channel, irradiance, pulse, zones) for
 how long or to what fluence, in phases, and how often (``[schedule]``). It holds no limits:
-limits never live in the file they constrain (DESIGN §5). Files are TOML (primary), YAML
+limits never live in the file they constrain (docs/safety.md). Files are TOML (primary), YAML
 or JSON, chosen by extension, and all load into the same pydantic models through
 :func:`load_protocol`; every quantity is a string with its unit, stored on the model in
 the canonical unit of :mod:`lllt.units` (``phase.duration`` is seconds, an irradiance is
 mW/cm²). Every problem in a file is reported at once, as
 ``FileFormatError(path, [FieldProblem("phases[1].emit.655nm", "found ...; expected ..."), ...])``.
 
-:func:`analyze` is the device-independent (or, with a device, the compiled) summary that
-``lllt protocol check`` prints; preflight adds its safety analysis to the same dict.
+:func:`describe` is the device-independent summary; :func:`lllt.plan.analyze` adds what
+a device would run (``lllt protocol check``), and preflight its safety analysis. The dose
+arithmetic lives in :mod:`lllt.dose`, below this module and :mod:`lllt.plan`.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from lllt import units
-from lllt.errors import FieldProblem, FileFormatError, InvalidInput, PlanError
-from lllt.plan import duration_for_fluence, phase_fluence
+from lllt.dose import duration_for_fluence, phase_fluence
+from lllt.errors import FieldProblem, FileFormatError, InvalidInput
 from lllt.units import Kind
 
 if TYPE_CHECKING:
-    from lllt.info import DeviceInfo
+    pass
 
 FORMAT = "lllt-protocol/1"
 FORMAT_MAJOR = 1
@@ -59,8 +60,8 @@ MAX_FILE_BYTES = 1_000_000
 DEFAULT_MAX_DURATION_FACTOR = 1.5
 #: The wire protocol carries at most 16 steps per plan (docs/wire-protocol.md §6).
 MAX_PHASES = 16
-#: Pulse frequencies and duty cycles any protocol may ask for (REFERENCE.md: pulsed
-#: devices run 2-10 000 Hz); a device may accept less, which planning checks.
+#: Pulse frequencies and duty cycles any protocol may ask for (docs/clinical-basis.md:
+#: pulsed devices run 2-10 000 Hz); a device may accept less, which planning checks.
 PULSE_HZ_RANGE = (2.0, 10_000.0)
 DUTY_PCT_RANGE = (1.0, 100.0)
 #: Emission keys name light, 200-2000 nm; anything else is a typo in the unit.
@@ -423,12 +424,57 @@ class Phase(_Model):
         return DEFAULT_MAX_DURATION_FACTOR * self.expected_duration_s
 
 
+class Stage(_Model):
+    """One stage of a course: a session every ``every`` for ``length``."""
+
+    name: Annotated[StrictStr, Field(min_length=1, max_length=40)] | None = None
+    every: Duration  # from the start of one session to the start of the next, as planned
+    length: Duration  # how long the stage lasts
+
+    @model_validator(mode="after")
+    def _fits(self) -> Stage:
+        if self.every > self.length:
+            raise _fail(
+                f"every ({units.human_duration(self.every)}) is longer than the stage "
+                f"({units.human_duration(self.length)}); the stage would hold no session",
+                field="every",
+            )
+        return self
+
+
 class Schedule(_Model):
-    """How often sessions may run; preflight enforces it against the session history."""
+    """How often sessions may run; preflight enforces it against the session history.
+
+    ``course`` and ``stages`` describe the course of treatment (``lllt course``); they
+    never allow a session that ``min_interval`` or ``max_sessions_per_week`` refuses.
+    """
 
     min_interval: Duration | None = None  # from the end of one session to the next start
     max_sessions_per_week: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
     course: Duration | None = None  # length of the whole course of treatment
+    stages: Annotated[list[Stage], Field(min_length=1, max_length=16)] | None = None
+
+    @model_validator(mode="after")
+    def _stages_fit_the_course(self) -> Schedule:
+        if self.stages and self.course is not None:
+            total = sum(s.length for s in self.stages)
+            if abs(total - self.course) > 1e-6:
+                raise _fail(
+                    f"the stages last {units.human_duration(total)} but the course is "
+                    f"{units.human_duration(self.course)}; make them agree or leave out "
+                    "course",
+                    field="course",
+                )
+        return self
+
+    def stage_numbers(self) -> dict[str, str]:
+        """Provenance paths of the numbers in the course's stages."""
+        out: dict[str, str] = {}
+        for i, stage in enumerate(self.stages or []):
+            dumped = stage.model_dump(mode="json", exclude_none=True)
+            out[f"schedule.stages[{i}].every"] = dumped["every"]
+            out[f"schedule.stages[{i}].length"] = dumped["length"]
+        return out
 
 
 class Meta(_Model):
@@ -436,6 +482,44 @@ class Meta(_Model):
 
     #: the packaged device profile the protocol was written for (``lllt protocol list``)
     profile: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+
+
+#: The kinds of provenance a number can have (docs/protocol-format.md, "Provenance").
+PROVENANCE_KINDS = ("published", "derived", "chosen")
+#: What each kind must give: the source, the calculation or the reason.
+_PROVENANCE_NEEDS = {"published": "source", "derived": "calculation", "chosen": "reason"}
+_PROV_TEXT = Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+
+
+class Provenance(_Model):
+    """Where one number of the file comes from.
+
+    ``published`` names its ``source``; ``derived`` gives its ``calculation`` from published
+    numbers; ``chosen`` gives the ``reason`` for lllt's (or the author's) choice.
+    ``departs`` says how the value departs from the source the protocol follows, if it does.
+    """
+
+    kind: Literal["published", "derived", "chosen"]
+    source: _PROV_TEXT | None = None
+    calculation: _PROV_TEXT | None = None
+    reason: _PROV_TEXT | None = None
+    departs: _PROV_TEXT | None = None
+
+    @model_validator(mode="after")
+    def _says_why(self) -> Provenance:
+        need = _PROVENANCE_NEEDS[self.kind]
+        if getattr(self, need) is None:
+            raise _fail(f'a {self.kind} value needs its {need}; add {need} = "..."')
+        return self
+
+    @property
+    def text(self) -> str:
+        """One line: ``published: Lanzafame 2013``, ``derived: 21 x 5 mW / 300 cm^2 ...``."""
+        body = getattr(self, _PROVENANCE_NEEDS[self.kind])
+        extra = [f"source: {self.source}"] if self.kind != "published" and self.source else []
+        if self.departs:
+            extra.append(f"departs from its source: {self.departs}")
+        return f"{self.kind}: {body}" + "".join(f"; {e}" for e in extra)
 
 
 class Protocol(_Model):
@@ -450,6 +534,8 @@ class Protocol(_Model):
     meta: Meta | None = None
     schedule: Schedule | None = None
     phases: Annotated[list[Phase], Field(min_length=1, max_length=MAX_PHASES)]
+    #: where each number comes from, keyed by its path (``phases.treatment.duration``)
+    provenance: dict[Annotated[StrictStr, Field(min_length=1, max_length=200)], Provenance] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -487,6 +573,56 @@ class Protocol(_Model):
         if problems:
             raise _fail("; ".join(f"{f}: {m}" for f, m in problems), problems=problems)
         return self
+
+    @model_validator(mode="after")
+    def _provenance_names_numbers(self) -> Protocol:
+        numbers = self.numbers()
+        problems = []
+        for key in self.provenance:
+            if key not in numbers:
+                known = ", ".join(numbers) or "none"
+                problems.append(
+                    (
+                        f"provenance.{json.dumps(key)}",
+                        f"names no number of this protocol; the numbers are: {known}",
+                    )
+                )
+        if problems:
+            raise _fail("; ".join(f"{f}: {m}" for f, m in problems), problems=problems)
+        return self
+
+    def numbers(self) -> dict[str, str]:
+        """Every number the file gives, by provenance path, as written back (``"25 min"``).
+
+        Paths: ``schedule.min_interval``, ``schedule.max_sessions_per_week``,
+        ``schedule.course``, and per phase ``phases.NAME.duration`` (``fluence``,
+        ``max_duration``, ``ramp``, ``emit.655nm``, ``pulse.frequency``, ``pulse.duty``).
+        """
+        out: dict[str, str] = {}
+        if self.schedule is not None:
+            dumped = self.schedule.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+            for key, value in dumped.items():
+                if not isinstance(value, list | dict):
+                    out[f"schedule.{key}"] = str(value)
+            out.update(self.schedule.stage_numbers())
+        for phase, dumped in zip(
+            self.phases,
+            [p.model_dump(mode="json", exclude_none=True, exclude_unset=True) for p in self.phases],
+            strict=True,
+        ):
+            base = f"phases.{phase.name}"
+            for key in ("duration", "fluence", "max_duration", "ramp"):
+                if key in dumped:
+                    out[f"{base}.{key}"] = dumped[key]
+            for key, value in dumped["emit"].items():
+                out[f"{base}.emit.{key}"] = value
+            for key, value in (dumped.get("pulse") or {}).items():
+                out[f"{base}.pulse.{key}"] = value
+        return out
+
+    def missing_provenance(self) -> list[str]:
+        """Paths of the numbers that have no provenance entry."""
+        return [key for key in self.numbers() if key not in self.provenance]
 
     # --- derived values ------------------------------------------------------------
     @property
@@ -906,16 +1042,15 @@ def _wl_dict(values: dict[int, float]) -> dict[str, float]:
     return {str(k): v for k, v in sorted(values.items())}
 
 
-def analyze(protocol: Protocol, device: DeviceInfo | None = None) -> dict[str, Any]:
-    """What the protocol asks for, as plain data (the body of ``lllt protocol check``).
+def describe(protocol: Protocol) -> dict[str, Any]:
+    """What the protocol asks for without a device, as plain data.
 
-    Without a device: durations and the fluence of wavelength-keyed emits. With one: the
-    compiled plan (channels per phase, fluence of every emit), and ``valid`` False with
-    the reasons when the device cannot run it. Keys: ``id``, ``name``, ``valid``,
-    ``errors`` ([{field, message}]), ``research``, ``references``, ``total_duration_s``,
-    ``max_duration_s``, ``fluence_j_cm2`` (nm as text → J/cm²), ``phases`` (each
-    ``name``, ``kind``, ``duration_s``, ``max_duration_s``, ``ramp_s``, ``pulse``,
-    ``emit``, ``zones``, ``fluence_j_cm2``), ``schedule``, ``device``.
+    Durations and the fluence of wavelength-keyed emits; :func:`lllt.plan.analyze` adds
+    what a given device would run (the body of ``lllt protocol check``). Keys: ``id``,
+    ``name``, ``valid``, ``errors`` ([{field, message}]), ``research``, ``references``,
+    ``total_duration_s``, ``max_duration_s``, ``fluence_j_cm2`` (nm as text → J/cm²),
+    ``phases`` (each ``name``, ``kind``, ``duration_s``, ``max_duration_s``, ``ramp_s``,
+    ``pulse``, ``emit``, ``zones``, ``fluence_j_cm2``), ``schedule``, ``device``.
     """
     phases: list[dict[str, Any]] = []
     for phase in protocol.phases:
@@ -968,32 +1103,6 @@ def analyze(protocol: Protocol, device: DeviceInfo | None = None) -> dict[str, A
         ),
         "device": None,
     }
-    if device is None:
-        return out
-    from lllt.plan import compile as compile_plan
-
-    out["device"] = {"model": device.model, "serial": device.serial, "firmware": device.firmware}
-    try:
-        plan = compile_plan(protocol, device)
-    except PlanError as err:
-        out["valid"] = False
-        problems = getattr(err, "problems", None) or [FieldProblem("", err.message)]
-        out["errors"] = [p.to_dict() for p in problems]
-        return out
-    out["total_duration_s"] = plan.expected_duration_s
-    out["max_duration_s"] = plan.max_duration_s
-    out["fluence_j_cm2"] = _wl_dict(plan.fluence_by_wavelength())
-    out["channel_fluence_j_cm2"] = {
-        f"ch{ch}": f for ch, f in sorted(plan.fluence_by_channel().items())
-    }
-    for entry, step in zip(phases, plan.steps, strict=True):
-        entry["duration_s"] = step.expected_duration_s
-        entry["max_duration_s"] = step.max_duration_s
-        entry["fluence_j_cm2"] = _wl_dict(step.expected_fluence_j_cm2)
-        entry["channel_fluence_j_cm2"] = {
-            f"ch{ch}": f for ch, f in sorted(step.channel_fluence().items())
-        }
-        entry["channels"] = [sp.channel for sp in step.setpoints]
     return out
 
 
@@ -1011,17 +1120,7 @@ def invalid_result(source: str, problems: list[FieldProblem], data_id: Any = Non
     }
 
 
-def check_file(path: str | os.PathLike[str], device: DeviceInfo | None = None) -> dict[str, Any]:
-    """Load and analyze one file; never raises for a bad file (``valid`` is False)."""
-    source = os.fspath(path)
-    try:
-        protocol = load_protocol(resolve(source))
-    except FileFormatError as err:
-        return invalid_result(source, err.problems, _peek_id(source))
-    return {"file": source, **analyze(protocol, device)}
-
-
-def _peek_id(source: str) -> Any:
+def peek_id(source: str) -> Any:
     """The id of a file that failed validation, if it can be read at all (for --json)."""
     try:
         size = os.stat(source).st_size
@@ -1038,18 +1137,22 @@ __all__ = [
     "DEFAULT_MAX_DURATION_FACTOR",
     "FORMAT",
     "MAX_FILE_BYTES",
+    "PROVENANCE_KINDS",
     "Meta",
     "Phase",
     "Protocol",
+    "Provenance",
     "Pulse",
     "Schedule",
-    "analyze",
-    "check_file",
+    "Stage",
+    "describe",
     "dumps_protocol",
+    "invalid_result",
     "json_schema",
     "load_protocol",
     "loads_protocol",
     "parse_emit_key",
+    "peek_id",
     "problems_from",
     "protocol_from_dict",
     "resolve",

@@ -1,9 +1,12 @@
 """Session reports: one figure (PNG) or a self-contained HTML page for a logged session.
 
-The figure has three panels against minutes since the session started: irradiance per
-channel; scalp-contact temperature per zone with the 41 °C (derate) and 43 °C (abort)
-lines of REFERENCE.md, less the device's sensor uncertainty when it was recorded, and the
-device's own cut-off; cumulative fluence per wavelength against its planned target.
+The figure has three panels against clock time (UTC): irradiance, one line per wavelength
+(the mean over the zones that emit it) with the spread between its channels shaded;
+scalp-contact temperature of the hottest zone with the spread over all zones shaded, and
+one set of thresholds: the readings at which the host derates and stops (41 °C and 43 °C
+less the device's sensor uncertainty) and the device's cut-off when it differs;
+cumulative fluence per wavelength against its planned target. The title places the
+session in its course (how many sessions of the protocol the log holds, since when).
 Phase boundaries and events are marked on every panel. HTML embeds the same PNG (base64)
 with summary, phase and event tables.
 
@@ -19,7 +22,7 @@ import html
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lllt.errors import InvalidInput
 from lllt.store import EventRow, PhaseRow, SessionRow, Store, TelemetryRow, iso_utc
@@ -27,7 +30,7 @@ from lllt.store import EventRow, PhaseRow, SessionRow, Store, TelemetryRow, iso_
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: REFERENCE.md: derate at 41 °C, stop at 43 °C (both less the sensor uncertainty)
+#: docs/clinical-basis.md: derate at 41 °C, stop at 43 °C (both less the sensor uncertainty)
 DERATE_C = 41.0
 ABORT_C = 43.0
 #: figure size in inches and resolution: the PNG is WIDTH_IN*DPI x HEIGHT_IN*DPI pixels
@@ -68,7 +71,7 @@ def write_report(store: Store, session: int | str, path: str | Path) -> Path:
         store.events(row.id),
         store.telemetry(row.id),
     )
-    png = render_png(row, phases, events, telemetry)
+    png = render_png(row, phases, events, telemetry, course_line(store, row))
     data = png if suffix == ".png" else html_page(row, phases, events, png).encode("utf-8")
     try:
         out.write_bytes(data)
@@ -98,8 +101,9 @@ def render_png(
     phases: list[PhaseRow],
     events: list[EventRow],
     telemetry: list[TelemetryRow],
+    course: str = "",
 ) -> bytes:
-    fig = figure(row, phases, events, telemetry)
+    fig = figure(row, phases, events, telemetry, course)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
@@ -113,6 +117,7 @@ def figure(
     phases: list[PhaseRow],
     events: list[EventRow],
     telemetry: list[TelemetryRow],
+    course: str = "",
 ) -> Figure:
     from matplotlib.figure import Figure
 
@@ -120,67 +125,86 @@ def figure(
     ax_irr, ax_temp, ax_flu = fig.subplots(3, 1, sharex=True)
     t0 = _origin(row, telemetry)
 
-    def minutes(t: float) -> float:
-        return (t - t0) / 60.0
+    from datetime import UTC, datetime
 
-    xs = [minutes(r.t) for r in telemetry]
+    import matplotlib.dates as mdates
+
+    def clock(t: float) -> datetime:
+        return datetime.fromtimestamp(t, UTC)
+
+    xs = [clock(r.t) for r in telemetry]
     wl_colors = _wavelength_colors(row)
-    zone_styles = ["-", "--", "-.", ":"]
 
-    # irradiance per channel
-    for i, ch in enumerate(row.channels):
-        ys = [r.irradiance[i] if i < len(r.irradiance) else math.nan for r in telemetry]
-        if not any(y for y in ys if not math.isnan(y)):
-            continue  # a channel that never emitted only clutters the legend
-        zi = row.zones.index(ch.zone) if ch.zone in row.zones else i
-        ax_irr.plot(
-            xs,
-            ys,
-            color=wl_colors.get(ch.wavelength_nm),
-            linestyle=zone_styles[zi % len(zone_styles)],
-            linewidth=1.2,
-            label=f"{ch.zone} {ch.wavelength_nm} nm",
-        )
+    # irradiance: one line per wavelength (the mean over the zones that emitted it), the
+    # spread between its lowest and highest channel shaded
+    for wl in sorted({c.wavelength_nm for c in row.channels}):
+        idx = [i for i, c in enumerate(row.channels) if c.wavelength_nm == wl]
+        series = [[r.irradiance[i] if i < len(r.irradiance) else math.nan for r in telemetry]
+                  for i in idx]  # fmt: skip
+        lit = [(i, ys) for i, ys in zip(idx, series, strict=True) if any(y for y in ys if y == y)]
+        if not lit:
+            continue  # a wavelength that never emitted only clutters the legend
+        zones = sorted({row.channels[i].zone for i, _ in lit}, key=_zone_order(row))
+        cols = [ys for _, ys in lit]
+        mean = [_mean(v) for v in zip(*cols, strict=True)]
+        low = [_nanmin(v) for v in zip(*cols, strict=True)]
+        high = [_nanmax(v) for v in zip(*cols, strict=True)]
+        color = wl_colors.get(wl)
+        if set(zones) == set(row.zones) and len(zones) > 1:
+            where = f"all {len(zones)} zones"
+        else:
+            where = ", ".join(zones) if len(zones) <= 4 else f"{len(zones)} zones"
+        ax_irr.plot(xs, mean, color=color, linewidth=1.4, label=f"{wl} nm, {where} (mean)")
+        if len(cols) > 1:
+            ax_irr.fill_between(
+                xs, low, high, color=color, alpha=0.2, linewidth=0, label=f"{wl} nm spread"
+            )
     ax_irr.set_ylim(bottom=0.0)
     ax_irr.set_ylabel("irradiance (mW/cm²)")
-    ax_irr.set_title("Irradiance per channel", loc="left", fontsize=10)
+    ax_irr.set_title("Irradiance per wavelength", loc="left", fontsize=10)
 
-    # temperature per zone, with the limits (zone colours stay clear of the limit colours)
-    zone_colors = ["tab:blue", "tab:green", "tab:cyan", "tab:olive", "tab:brown", "tab:gray"]
-    for zi, zone in enumerate(row.zones):
-        ys = [_reading(r.temperature, zi) for r in telemetry]
-        seen = any(not math.isnan(y) for y in ys)
-        ax_temp.plot(
+    # temperature: the hottest zone (what the monitor acts on), all zones' spread shaded,
+    # and one set of thresholds: the readings at which the host derates and stops
+    temps = [[_reading(r.temperature, zi) for zi in range(len(row.zones))] for r in telemetry]
+    hottest = [_nanmax(v) for v in temps]
+    coolest = [_nanmin(v) for v in temps]
+    seen = any(not math.isnan(y) for y in hottest)
+    ax_temp.plot(
+        xs,
+        hottest,
+        color="tab:blue",
+        linewidth=1.4,
+        label="hottest zone" if seen or not telemetry else "no reading",
+    )
+    if len(row.zones) > 1 and seen:
+        ax_temp.fill_between(
             xs,
-            ys,
-            color=zone_colors[zi % len(zone_colors)],
-            linewidth=1.2,
-            label=zone if seen or not telemetry else f"{zone} (no reading)",
+            coolest,
+            hottest,
+            color="tab:blue",
+            alpha=0.2,
+            linewidth=0,
+            label=f"coolest to hottest of {len(row.zones)} zones",
         )
     u = row.sensor_uncertainty_c or 0.0
+    less = f" ({DERATE_C:g} °C less {u:g} °C sensor uncertainty)" if u > 0 else ""
+    ax_temp.axhline(
+        DERATE_C - u,
+        color="tab:orange",
+        linewidth=1.0,
+        label=f"host derates at a reading of {DERATE_C - u:g} °C{less}",
+    )
+    less = f" ({ABORT_C:g} °C less {u:g} °C)" if u > 0 else ""
     cutoff = row.cutoff_c
-    ax_temp.axhline(DERATE_C, color="tab:orange", linewidth=1.0, label="41 °C derate")
-    ax_temp.axhline(ABORT_C, color="tab:red", linewidth=1.0, label="43 °C abort")
-    if u > 0:
-        ax_temp.axhline(
-            DERATE_C - u,
-            color="tab:orange",
-            linestyle="--",
-            linewidth=0.8,
-            label=f"derate at {DERATE_C - u:g} °C (41 − {u:g} sensor uncertainty)",
-        )
-        same = cutoff is not None and abs(cutoff - (ABORT_C - u)) < 0.005
-        ax_temp.axhline(
-            ABORT_C - u,
-            color="tab:red",
-            linestyle="--",
-            linewidth=0.8,
-            label=f"abort at {ABORT_C - u:g} °C (43 − {u:g} sensor uncertainty)"
-            + (" = device cut-off" if same else ""),
-        )
-        if same:
-            cutoff = None
-    if cutoff is not None:
+    same = cutoff is not None and abs(cutoff - (ABORT_C - u)) < 0.005
+    ax_temp.axhline(
+        ABORT_C - u,
+        color="tab:red",
+        linewidth=1.0,
+        label=f"host stops at {ABORT_C - u:g} °C{less}"
+        + ("; the device's own cut-off too" if same else ""),
+    )
+    if cutoff is not None and not same:
         ax_temp.axhline(
             cutoff,
             color="darkred",
@@ -189,7 +213,7 @@ def figure(
             label=f"device cut-off {cutoff:g} °C",
         )
     ax_temp.set_ylabel("scalp contact (°C)")
-    ax_temp.set_title("Scalp temperature per zone", loc="left", fontsize=10)
+    ax_temp.set_title("Scalp temperature", loc="left", fontsize=10)
 
     # cumulative fluence per wavelength (the most-dosed channel), against target
     for wl in sorted({c.wavelength_nm for c in row.channels}):
@@ -208,7 +232,8 @@ def figure(
             )
     ax_flu.set_ylim(bottom=0.0)
     ax_flu.set_ylabel("fluence (J/cm²)")
-    ax_flu.set_xlabel("minutes since the session started")
+    ax_flu.set_xlabel(f"time (UTC); the session started {iso_utc(t0)}")
+    ax_flu.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
     ax_flu.set_title("Cumulative fluence per wavelength", loc="left", fontsize=10)
 
     # phase boundaries and events on every panel
@@ -216,7 +241,7 @@ def figure(
     for p in phases:
         if p.started_at is None:
             continue
-        x = minutes(p.started_at)
+        x = clock(p.started_at)
         for ax in axes:
             ax.axvline(x, color="0.55", linewidth=0.8)
         ax_irr.annotate(
@@ -232,10 +257,10 @@ def figure(
     ends = [p.ended_at for p in phases if p.ended_at is not None]
     if ends:
         for ax in axes:
-            ax.axvline(minutes(max(ends)), color="0.55", linewidth=0.8)
+            ax.axvline(clock(max(ends)), color="0.55", linewidth=0.8)
     labelled = 0
     for ev in events:
-        x = minutes(ev.t)
+        x = clock(ev.t)
         for ax in axes:
             ax.axvline(x, color="tab:purple", linestyle=":", linewidth=0.8)
         if ev.kind in _LABELLED and labelled < _MAX_LABELS:
@@ -262,10 +287,54 @@ def figure(
     sim = " (simulated)" if row.simulated else ""
     fig.suptitle(
         f"Session {row.id} · {row.protocol_id} · {row.device_serial}{sim} · {row.status}\n"
-        f"{_fluence_line(row)}",
+        + (f"{course}\n" if course else "")
+        + _fluence_line(row),
         fontsize=11,
     )
     return fig
+
+
+def _mean(values: tuple[float, ...]) -> float:
+    real = [v for v in values if not math.isnan(v)]
+    return sum(real) / len(real) if real else math.nan
+
+
+def _nanmin(values: tuple[float, ...] | list[float]) -> float:
+    real = [v for v in values if not math.isnan(v)]
+    return min(real) if real else math.nan
+
+
+def _nanmax(values: tuple[float, ...] | list[float]) -> float:
+    real = [v for v in values if not math.isnan(v)]
+    return max(real) if real else math.nan
+
+
+def _zone_order(row: SessionRow) -> Any:
+    order = {z: i for i, z in enumerate(row.zones)}
+    return lambda z: order.get(z, len(order))
+
+
+def course_line(store: Store, row: SessionRow) -> str:
+    """The session's place in its course: how many sessions of this protocol the log holds
+    up to it (same kind of device), since when, and the course length the protocol gives."""
+    import re
+
+    same = [
+        r
+        for r in store.sessions(simulated=row.simulated, newest_first=False)
+        if r.protocol_id == row.protocol_id and r.counts and r.created_at <= row.created_at
+    ]
+    if not same:
+        return ""
+    n = len(same)
+    first = same[0].started_at or same[0].created_at
+    here = row.started_at or row.created_at
+    day = int((here - first) // 86400) + 1
+    text = f"course: session {n} of {row.protocol_id} in this log, day {day} since {iso_utc(first)}"
+    m = re.search(r'(?m)^\s*course\s*=\s*"([^"]+)"', row.protocol_text or "")
+    if m:
+        text += f" (the protocol's course: {m.group(1)})"
+    return text
 
 
 def _reading(values: tuple[float | None, ...], index: int) -> float:

@@ -6,7 +6,7 @@
     print(outcome.status, outcome.delivered_fluence)
 
 ``SessionRunner`` does one session on an open :class:`lllt.device.Cap`, writing the
-session log as it goes (the row exists before the first emitter command, DESIGN §8):
+session log as it goes (the row exists before the first emitter command):
 
 1. reconcile sessions of this device that an earlier host lost track of;
 2. compile the protocol for the device and run the preflight pipeline (layer 1) with the
@@ -54,17 +54,50 @@ if TYPE_CHECKING:
 
 DEFAULT_TELEMETRY_HZ = 10.0
 _ACTIVE = (W.State.RUNNING, W.State.PAUSED)
+_STOP_FIRST_RETRY_S = 0.05  # stop until confirmed: first pause between ABORTs ...
+_STOP_MAX_RETRY_S = 1.0  # ... doubling up to this
+_LINK_STOP_S = 10.0  # after the reconnect window: how long to keep trying ABORT
+#: a device checkpoints a running session at least this often (wire spec, POWER_LOSS)
+CHECKPOINT_S = 1.0
+
+
+def accounted_fluence(
+    rec: W.SessionRecord, channels: Any, planned: Any = None
+) -> tuple[float, ...]:
+    """The fluence per channel the host counts for a device record.
+
+    Counted unless proven otherwise: a POWER_LOSS record holds the fluence of the last
+    checkpoint, up to ``CHECKPOINT_S`` old, so the host adds what each channel could have
+    delivered since: a second at 1.2 x its maximum irradiance + 0.05 mW/cm² (the
+    over-output trip level). ``planned``: channel ids the plan drove (None: all of them,
+    for a record of a plan this host never saw). Any other outcome: the record as it is.
+    """
+    if rec.outcome != W.Outcome.POWER_LOSS:
+        return tuple(rec.fluence)
+    out = []
+    for ch, f in zip(channels, rec.fluence, strict=False):
+        if planned is None or ch.id in planned or f > 0:
+            f += CHECKPOINT_S * (1.2 * ch.max_irradiance_mw_cm2 + 0.05) / 1000.0
+        out.append(f)
+    return tuple(out)
+
+
+def _planned_channels(row: Any) -> set[int]:
+    return {int(c) for c, f in row.planned_by_channel.items() if f > 0}
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    limits: Limits | None = None  # None: the defaults of REFERENCE.md
+    limits: Limits | None = None  # None: the defaults of docs/clinical-basis.md
     research_ok: bool = False  # research-only protocols need this
     policy: W.LinkPolicy = W.LinkPolicy.FINISH  # what the device does if the host vanishes
     lease_ms: int = 3000
     telemetry_hz: float = DEFAULT_TELEMETRY_HZ
     reconnect_s: float = 30.0  # how long to try to get a lost link back (host seconds)
     confirm_off_s: float = 2.0  # how long to wait for telemetry showing the emitters off
+    #: stop until confirmed: how long (host seconds) the host keeps resending ABORT, with
+    #: back-off and across reconnects, before it records "stop not confirmed"
+    stop_confirm_s: float = 30.0
     #: called with the preflight result before anything is sent; False: do not start
     confirm: Callable[[PreflightResult], bool] | None = None
 
@@ -149,7 +182,8 @@ async def reconcile_pending(cap: Cap, store: Store, observer: Observer | None = 
     rows = store.pending_reconciliation(cap.info.serial)
     if not rows:
         return []
-    records = {r.plan_id: r for r in await cap.records()}
+    # by record access where the device has it (sequence-numbered, resumable)
+    records = {r.plan_id: r for r in await cap.session_records()}
     status = await cap.status()
     now = clock.wall_time()
     done = []
@@ -163,12 +197,20 @@ async def reconcile_pending(cap: Cap, store: Store, observer: Observer | None = 
             scale = 1000.0 * cap.clock_rate
             started_at = now - (status.time_ms - rec.start_ms) / scale
             ended_at = now - (status.time_ms - rec.end_ms) / scale
+        if started_at is None and row.started_at is None:
+            # a record proves the device started the plan: it counts for spacing. From
+            # another boot its device times say nothing on our timeline: the row's own
+            # creation is the earliest it can have started (its end then counts as the
+            # start plus the plan's longest duration)
+            started_at = row.created_at
+        planned = _planned_channels(row) or None
         store.reconcile_from_record(
             row.id,
             rec,
             reconciled_at=now,
             started_at=started_at if row.started_at is None else row.started_at,
             ended_at=ended_at,
+            delivered_by_channel=accounted_fluence(rec, cap.info.channels, planned),
             note=(
                 "the host lost this session; delivered dose and outcome from the device's "
                 f"session record ({rec.outcome.name.lower()})"
@@ -178,6 +220,71 @@ async def reconcile_pending(cap: Cap, store: Store, observer: Observer | None = 
         if observer is not None:
             observer.note(
                 f"session {row.id} reconciled from the device's record: {rec.outcome.name.lower()}"
+            )
+    return done
+
+
+async def adopt_device_records(
+    cap: Cap, store: Store, observer: Observer | None = None
+) -> list[int]:
+    """Merge the device's own records into the log (by device serial and plan id).
+
+    A session the device ran that this log has never seen (a new ``--db``, another host)
+    is logged from the device's record, so spacing and cumulative limits start from what
+    the cap knows. Times come from the device clock when the record is from this boot;
+    from an earlier boot its end is taken as now (the most cautious choice; the row then
+    keeps that time).
+    """
+    from lllt.store import ChannelRef
+
+    records = await cap.records()
+    known = store.known_plan_ids(cap.info.serial)
+    fresh = [
+        r
+        for r in records
+        if r.plan_id not in known
+        and r.outcome != W.Outcome.RUNNING
+        and (
+            r.emitting_ms > 0
+            or any(f > 0 for f in r.fluence)
+            # a power loss before the first checkpoint: it may have emitted for a second
+            or r.outcome == W.Outcome.POWER_LOSS
+        )
+    ]
+    if not fresh:
+        return []
+    status = await cap.status()
+    now = clock.wall_time()
+    info = cap.info
+    channels = [ChannelRef(c.id, c.wavelength_nm, info.zone_name(c.zone)) for c in info.channels]
+    zones = [z.name for z in info.zones]
+    done = []
+    for rec in reversed(fresh):  # oldest first
+        if rec.boot_count == status.boot_count:
+            scale = 1000.0 * cap.clock_rate
+            started = now - (status.time_ms - rec.start_ms) / scale
+            ended = now - (status.time_ms - rec.end_ms) / scale
+        else:
+            ended = now
+            started = now - rec.emitting_ms / 1000.0
+        row = store.adopt_device_record(
+            rec,
+            device_serial=info.serial,
+            device_model=info.model,
+            device_url=cap.url,
+            simulated=info.simulated,
+            channels=channels,
+            zones=zones,
+            started_at=started,
+            ended_at=ended,
+            now=now,
+            delivered_by_channel=accounted_fluence(rec, info.channels),
+        )
+        done.append(row.id)
+        if observer is not None:
+            observer.note(
+                f"session {row.id}: adopted from the device's records (plan {rec.plan_id}, "
+                f"{rec.outcome.name.lower()})"
             )
     return done
 
@@ -208,8 +315,13 @@ class SessionRunner:
         self.plan: SessionPlan | None = None
         self.plan_id: int | None = None
         self._last: W.Telemetry | None = None
+        #: the newest device time seen in a sample, (boot, ms): older ones are stale
+        self._newest: tuple[int, int] = (-1, -1)
+        self._ran = False  # the device confirmed (or its record showed) the START
         self._end: W.Event | W.SessionRecord | None = None
         self._off = True  # emitters confirmed off at the end
+        #: the signal that ended the run (SIGTERM, ...), set by whoever handles signals
+        self.signal_name: str | None = None
         self._min_permille = 1000
 
     # --- public ---------------------------------------------------------------------------
@@ -223,8 +335,9 @@ class SessionRunner:
         cap, store, opts = self.cap, self.store, self.opts
         store.mark_interrupted(clock.wall_time())
         await reconcile_pending(cap, store, self.obs)
+        await adopt_device_records(cap, store, self.obs)
 
-        plan = compile_plan(self.protocol, cap.info)
+        compiled = compile_plan(self.protocol, cap.info)
         status = await cap.status()
         if status.state == W.State.FAULT:
             raise DeviceFault(
@@ -240,7 +353,7 @@ class SessionRunner:
         now = clock.wall_time()
         history = StoreHistory(store, simulated=cap.info.simulated)
         result = check(
-            plan,
+            compiled,
             cap.info,
             opts.limits,
             history,
@@ -263,7 +376,23 @@ class SessionRunner:
             limits=opts.limits.to_dict() if opts.limits is not None else None,
             research=bool(getattr(self.protocol, "research", False)),
         )
-        self.rec = store.begin_session(start, created_at=clock.wall_time())
+
+        def recheck(locked: Store) -> None:
+            # check and write together: the same checks again, inside the write
+            # transaction of the insert, over every row (pending ones of another run too)
+            again = check(
+                compiled,
+                cap.info,
+                opts.limits,
+                StoreHistory(locked, simulated=cap.info.simulated),
+                clock.wall_time(),
+                ambient_c=status.ambient,
+                scalp_c=status.temperature,
+                research_ok=opts.research_ok,
+            )
+            again.raise_if_refused()
+
+        self.rec = store.begin_session(start, created_at=clock.wall_time(), check=recheck)
         outcome = await self._run_recorded(plan, plan_id)
         outcome.preflight = result
         self.obs.finished(outcome)
@@ -276,6 +405,7 @@ class SessionRunner:
         cap, opts, rec = self.cap, self.opts, self.rec
         assert rec is not None
         started = False
+        start_sent = False  # from here on the device may be emitting
         stream: Subscription | None = None
         try:
             await cap.upload(plan.to_wire(plan_id, policy=opts.policy, lease_ms=opts.lease_ms))
@@ -288,33 +418,68 @@ class SessionRunner:
                 telemetry_period_s=cap.host_seconds(1000.0 / opts.telemetry_hz),
             )
             stream = cap.stream()
+            start_sent = True
             await cap.start(plan_id)
             started = True
+            self._ran = True
             rec.started(clock.wall_time(), plan_id=plan_id)
             self.obs.started(plan, plan_id)
             return await self._supervise(monitor, stream)
         except asyncio.CancelledError:
-            # Ctrl-C: stop emitting first, record second, then tell the caller. ABORT goes
-            # out even if START's reply never came: the device may have started anyway.
-            off = await self._abort_and_confirm(W.AbortReason.USER)
-            outcome = await self._finish(
-                "stopped",
-                "user",
-                "stopped by the user",
-                130 if off else 3,
-                off=off,
-            )
-            if off:
-                outcome.error = UserAborted(
-                    "stopped by the user; the emitters are confirmed off", advice=""
-                )
-            else:
-                outcome.error = LinkLost(
-                    "stopped by the user, but the emitters could NOT be confirmed off",
-                    advice="Take the cap off and switch it off; the device ends the session "
-                    "by itself when its lease runs out.",
-                )
-            raise outcome.error from None
+            # Ctrl-C or a termination signal: stop emitting first, record second, then
+            # tell the caller. ABORT goes out even if START's reply never came: the device
+            # may have started anyway.
+            if stream is not None:
+                stream.close()
+                stream = None
+
+            async def on_cancel() -> SessionOutcome:
+                off = await self._stop(W.AbortReason.USER)
+                who = self.signal_name or "the user"
+                delivered = duration = None
+                if start_sent and not started:
+                    # START's reply never came: if the device knows the plan, it ran
+                    record = await self._device_record()
+                    if record is not None:
+                        self._ran = True
+                        with contextlib.suppress(StoreError):
+                            rec.started(clock.wall_time(), plan_id=plan_id)
+                        delivered = self._record_delivered(record)
+                        duration = record.emitting_ms / 1000.0
+                if off:
+                    outcome = await self._finish(
+                        "stopped",
+                        "user",
+                        f"stopped by {who}",
+                        130,
+                        off=True,
+                        delivered=delivered,
+                        duration=duration,
+                    )
+                    outcome.error = UserAborted(
+                        f"stopped by {who}; the emitters are confirmed off", advice=""
+                    )
+                else:
+                    outcome = await self._finish(
+                        "interrupted",
+                        "stop_not_confirmed",
+                        f"stop not confirmed: stopped by {who}, but no reply showed the "
+                        "emitters off",
+                        3,
+                        off=False,
+                        delivered=delivered,
+                        duration=duration,
+                    )
+                    outcome.error = LinkLost(
+                        f"stopped by {who}, but the emitters could NOT be confirmed off",
+                        advice="Take the cap off and switch it off; the device ends the session "
+                        "by itself when its lease runs out.",
+                    )
+                raise outcome.error from None
+
+            # one way out, once: a second Ctrl-C or signal while stopping must not cut
+            # the stop path short (the ABORTs and the record would be lost)
+            return await _unstoppable(on_cancel())
         except RefusedByDevice as err:
             return await self._finish(
                 "failed" if not started else "aborted",
@@ -325,10 +490,28 @@ class SessionRunner:
             )
         except LlltError as err:
             # whatever failed (even a START whose reply was lost), make sure nothing emits
-            off = await self._abort_and_confirm(W.AbortReason.HOST_ERROR)
-            return await self._finish(
-                "failed", type(err).__name__, err.message, err.exit_code, error=err, off=off
-            )
+            if stream is not None:
+                stream.close()
+                stream = None
+
+            async def on_error(err: LlltError) -> SessionOutcome:
+                off = await self._stop(W.AbortReason.HOST_ERROR)
+                if start_sent and not started:
+                    return await self._start_unknown(err, off)
+                if not off:
+                    return await self._finish(
+                        "interrupted",
+                        "stop_not_confirmed",
+                        f"stop not confirmed after {err.message}",
+                        3,
+                        error=err,
+                        off=False,
+                    )
+                return await self._finish(
+                    "failed", type(err).__name__, err.message, err.exit_code, error=err, off=off
+                )
+
+            return await _unstoppable(on_error(err))
         finally:
             if stream is not None:
                 stream.close()
@@ -342,6 +525,7 @@ class SessionRunner:
         plan_id = self.plan_id
         watchdog = loop.create_task(self._watchdog(monitor, stream))
         stop: MonitorAction | None = None  # the first reason the session had to stop
+        stopped = False  # the host's stop path already ran
         running = False  # telemetry has shown our plan running
         idle_frames = 0
         self._end = None
@@ -351,7 +535,13 @@ class SessionRunner:
                     msg = await stream.get()
                 except LinkLost as err:
                     msg = _Silence(MonitorAction(ActionKind.LINK_FAULT, "link_lost", err.message))
+                if type(msg) is W.Status:
+                    # pushed by a 1.1 device after ABORT or the end of a session: a sample
+                    rec.sample(clock.wall_time(), msg)
+                    continue
                 if type(msg) is W.Telemetry:
+                    if self._stale(msg):
+                        continue  # overtaken on the link by a newer one: no evidence now
                     self._last = msg
                     if msg.derate_permille < self._min_permille:
                         self._min_permille = msg.derate_permille
@@ -390,11 +580,13 @@ class SessionRunner:
                 elif action.kind is ActionKind.ABORT:
                     if stop is None:
                         stop = action
-                        if not action.by_device:
-                            self._off = await self._abort_and_confirm(
-                                W.AbortReason.SAFETY_MONITOR, stream
-                            )
-                        # an interlock already stopped the device: its SESSION_END follows
+                    if not action.by_device:
+                        # stop until confirmed; the device's record then tells the rest
+                        stream.close()
+                        self._off = await self._stop(W.AbortReason.SAFETY_MONITOR)
+                        stopped = True
+                        break
+                    # an interlock already stopped the device: its SESSION_END follows
                 elif action.kind is ActionKind.LINK_FAULT:
                     result = await self._link_lost(action)
                     if isinstance(result, SessionOutcome):
@@ -407,15 +599,20 @@ class SessionRunner:
                         watchdog = loop.create_task(self._watchdog(monitor, stream))
                         continue
                     self._end = result  # it ended while we were away: the device's account
-            if stop is None:
+                    if cap.connected:
+                        # a link that really dropped (BLE, TCP, USB) failed the old stream;
+                        # the emitters-off confirmation below reads the new connection's
+                        stream.close()
+                        stream = cap.stream()
+            if stop is None and not stopped:
                 # the device ended the session itself: see the emitters off in telemetry
                 self._off = await self._confirm_off(stream)
         finally:
             watchdog.cancel()
             stream.close()
-        if stop is not None and stop.by_device:
+        if stop is not None and not stopped:
             # the device stopped itself; make sure, and log that the emitters are off
-            self._off = await self._abort_and_confirm(W.AbortReason.SAFETY_MONITOR)
+            self._off = await self._stop(W.AbortReason.SAFETY_MONITOR)
         return await self._conclude(self._end, stop)
 
     async def _confirm_off(self, stream: Subscription) -> bool:
@@ -428,6 +625,8 @@ class SessionRunner:
             except (DeviceTimeout, LinkLost, StopAsyncIteration):
                 return False
             if isinstance(msg, W.Telemetry):
+                if self._stale(msg):
+                    continue
                 self._last = msg
                 if self.rec is not None:
                     self.rec.sample(clock.wall_time(), msg)
@@ -471,9 +670,21 @@ class SessionRunner:
             outcome_code, reason_code = record.outcome, record.reason
         elif isinstance(end, W.Event):
             outcome_code, reason_code = W.Outcome(end.a), end.b
-        delivered = dict(zip(self._channel_ids(), record.fluence, strict=False)) if record else None
+        delivered = self._record_delivered(record) if record else None
         duration = record.emitting_ms / 1000.0 if record is not None else None
 
+        if stop is not None and not self._off:
+            error = stop.to_error()
+            return await self._finish(
+                "interrupted",
+                "stop_not_confirmed",
+                f"stop not confirmed: {stop.reason}; no reply showed the emitters off",
+                3,
+                error=error,
+                delivered=delivered,
+                duration=duration,
+                off=False,
+            )
         if stop is not None:
             error = stop.to_error()
             status = "aborted" if stop.kind.value != "link_fault" else "failed"
@@ -537,8 +748,32 @@ class SessionRunner:
     ) -> SessionOutcome:
         rec = self.rec
         assert rec is not None and self.plan is not None
-        if delivered is None and self._last is not None:
-            delivered = dict(zip(self._channel_ids(), self._last.fluence, strict=False))
+        if delivered is None and status != "interrupted" and self.plan_id is not None:
+            # the device's own account when it can be read: the last sample may be a
+            # second or more behind it (and a reset's record is an upper bound)
+            record = await self._device_record()
+            if record is not None and record.outcome != W.Outcome.RUNNING:
+                delivered = self._record_delivered(record)
+                if duration is None:
+                    duration = record.emitting_ms / 1000.0
+        last = self._last
+        if delivered is None and status != "interrupted" and self._ran:
+            ended = (
+                last is not None
+                and last.plan_id == self.plan_id
+                and not last.emitting
+                and last.state not in _ACTIVE
+            )
+            if not ended:
+                # counted unless proven otherwise: neither the record nor a sample taken
+                # after the end says what the session delivered; the row stays open to
+                # reconciliation (counted at its planned dose until then)
+                status = "interrupted"
+                reason = (
+                    f"{reason}; " if reason else ""
+                ) + "the device's account of the dose could not be read"
+        if delivered is None and last is not None:
+            delivered = dict(zip(self._channel_ids(), last.fluence, strict=False))
         row = None
         try:
             row = rec.finish(
@@ -572,6 +807,13 @@ class SessionRunner:
             error=error,
         )
 
+    def _record_delivered(self, record: W.SessionRecord) -> dict[int, float]:
+        """The device's account of this session's dose (a power loss: its upper bound)."""
+        assert self.plan is not None
+        planned = {c for c, f in self.plan.fluence_by_channel().items() if f > 0} or None
+        counted = accounted_fluence(record, self.cap.info.channels, planned)
+        return dict(zip(self._channel_ids(), counted, strict=False))
+
     def _channel_ids(self) -> list[int]:
         return [c.id for c in self.cap.info.channels]
 
@@ -583,27 +825,129 @@ class SessionRunner:
         return next((r for r in records if r.plan_id == self.plan_id), None)
 
     # --- stopping -------------------------------------------------------------------------------
-    async def _abort_and_confirm(
-        self, reason: W.AbortReason, stream: Subscription | None = None
-    ) -> bool:
-        """ABORT, then wait for telemetry showing the emitters off; True when confirmed."""
+    async def _stop(self, reason: W.AbortReason, *, within_s: float | None = None) -> bool:
+        """Stop until confirmed: send ABORT and keep sending it, with bounded back-off and
+        across reconnects, until a STATUS or telemetry frame shows the emitters off.
+
+        True once confirmed (and logged). After ``within_s`` (default
+        ``RunOptions.stop_confirm_s``) of trying, the host gives up: the log gets
+        ``stop_not_confirmed`` and False comes back; the caller records the session as
+        "stop not confirmed", never as aborted.
+        """
         cap = self.cap
-        own = stream is None
-        if own:
-            try:
-                stream = cap.stream()
-            except LlltError:
-                return False
-        assert stream is not None
-        try:
-            try:
-                await cap.abort(reason)
-            except LlltError:
-                return False
-            return await self._confirm_off(stream)
-        finally:
-            if own:
-                stream.close()
+        loop = asyncio.get_running_loop()
+        bound = self.opts.stop_confirm_s if within_s is None else within_s
+        deadline = loop.time() + bound
+        delay = _STOP_FIRST_RETRY_S
+        attempts = 0
+        while True:
+            attempts += 1
+            with contextlib.suppress(LlltError, TimeoutError, OSError):
+                if not cap.connected:
+                    await asyncio.wait_for(cap.reconnect(), max(0.05, deadline - loop.time()))
+                if await self._abort_once(reason):
+                    if attempts > 1 and self.rec is not None:
+                        self.rec.event(clock.wall_time(), "abort_resent", {"attempts": attempts})
+                    return True
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2.0, _STOP_MAX_RETRY_S)
+        if self.rec is not None:
+            with contextlib.suppress(StoreError):
+                self.rec.event(
+                    clock.wall_time(),
+                    "stop_not_confirmed",
+                    {"attempts": attempts, "reason": int(reason), "within_s": bound},
+                )
+        self.obs.note(f"the stop could not be confirmed after {attempts} ABORTs in {bound:g} s")
+        return False
+
+    async def _abort_once(self, reason: W.AbortReason) -> bool:
+        """One ABORT (with the client's own retries), then proof that the emitters are off:
+        the STATUS a 1.1 device sends right after it, telemetry, or a GET_STATUS reply."""
+        cap = self.cap
+        with cap.stream() as stream:
+            await cap.abort(reason)
+            while (msg := stream.get_nowait()) is not None:
+                if self._note_end(msg) and self._emitters_off(msg):
+                    self._drain(stream)
+                    return True
+            off = self._emitters_off(await cap.status())
+            self._drain(stream)  # the SESSION_END that came with the reply, for the log
+            return off
+
+    def _drain(self, stream: Subscription) -> None:
+        while (msg := stream.get_nowait()) is not None:
+            self._note_end(msg)
+
+    def _note_end(self, msg: Any) -> bool:
+        """Log a frame seen while stopping; True for telemetry or STATUS."""
+        if isinstance(msg, W.Event):
+            if self.rec is not None:
+                self.rec.device_event(clock.wall_time(), msg)
+            if msg.kind == W.EventKind.SESSION_END and msg.limit == self.plan_id:
+                self._end = msg
+            return False
+        return isinstance(msg, W.Telemetry)
+
+    def _stale(self, t: W.Telemetry) -> bool:
+        """A sample older (by boot, then device time) than one already seen: a delayed
+        frame, never proof of the device's state now. Newer ones move the mark."""
+        key = (t.boot_count, t.time_ms)
+        if key < self._newest:
+            return True
+        self._newest = key
+        return False
+
+    def _emitters_off(self, t: W.Telemetry) -> bool:
+        if self._stale(t) or t.emitting or t.state in _ACTIVE:
+            return False
+        self._last = t if self._last is None or t.plan_id == self.plan_id else self._last
+        if self.rec is not None:
+            self.rec.sample(clock.wall_time(), t)  # the proof, in the log
+            self.rec.event(clock.wall_time(), "emitters_off_confirmed", {"device_ms": t.time_ms})
+        return True
+
+    async def _start_unknown(self, err: LlltError, off: bool) -> SessionOutcome:
+        """START went out but its reply never came: the device may have run the plan.
+
+        Counted unless proven otherwise: the row stays ``interrupted`` (it counts at its
+        planned dose) until the device's records say what happened. When the device can
+        be asked now, it is: no record of the plan proves it never started.
+        """
+        record: W.SessionRecord | None = None
+        known = False
+        with contextlib.suppress(LlltError, TimeoutError, OSError):
+            records = await self.cap.records()
+            known = True
+            record = next((r for r in records if r.plan_id == self.plan_id), None)
+        if known and record is None:
+            return await self._finish(
+                "failed",
+                type(err).__name__,
+                f"{err.message}; the device's records show the plan never started",
+                err.exit_code,
+                error=err,
+                off=off,
+            )
+        note = (
+            "START's reply was lost and the device may have run the plan; it counts at "
+            "its planned dose until the device's records are read"
+        )
+        outcome = await self._finish(
+            "interrupted", "start_unknown", f"{err.message}; {note}", 3, error=err, off=off
+        )
+        if record is not None and record.outcome != W.Outcome.RUNNING:
+            # the device can tell us now: take its account
+            with contextlib.suppress(LlltError, StoreError):
+                await reconcile_pending(self.cap, self.store, self.obs)
+                if outcome.session_id is not None:
+                    row = self.store.session(outcome.session_id)
+                    outcome.status = str(row.status)
+                    outcome.delivered_fluence = dict(row.delivered_fluence)
+        return outcome
 
     async def _after_reboot(self) -> W.SessionRecord | None:
         """The device restarted mid-session: HELLO again and read its record."""
@@ -639,10 +983,16 @@ class SessionRunner:
                 self.obs.note("link restored; the session continues")
                 return None
             return record
+        # one way out: the end of the window goes through the stop path too (a noisy link
+        # that cannot carry a handshake may still carry an ABORT)
+        self._off = await self._stop(W.AbortReason.LINK, within_s=_LINK_STOP_S)
+        if self._off:
+            return await self._conclude(self._end, action)
         outcome = await self._finish(
             "interrupted",
-            "link_lost",
-            f"{action.reason}; the link did not come back within {self.opts.reconnect_s:g} s",
+            "stop_not_confirmed",
+            f"stop not confirmed: {action.reason}; the link did not come back within "
+            f"{self.opts.reconnect_s:g} s",
             3,
             error=LinkLost(
                 f"the link to {cap.url} was lost mid-session and did not come back",
@@ -652,6 +1002,19 @@ class SessionRunner:
             off=False,
         )
         return outcome
+
+
+async def _unstoppable(coro: Any) -> Any:
+    """Run the stop path to its end: a cancel that arrives meanwhile (a second Ctrl-C, a
+    SIGHUP after a SIGTERM) is absorbed, since the stop path is what it asks for."""
+    task = asyncio.ensure_future(coro)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            continue
 
 
 def _enum_name(enum: Any, value: int) -> str:
@@ -667,6 +1030,51 @@ def _default_limits() -> Limits:
     return DEFAULT_LIMITS
 
 
+# --- signals ---------------------------------------------------------------------------------
+
+#: signals that end ``lllt run`` the way Ctrl-C does (closing the terminal, ``kill PID``)
+STOP_SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
+
+
+@contextlib.contextmanager
+def _stop_signals(runner: SessionRunner, *, enabled: bool) -> Any:
+    """While the session runs, turn Ctrl-C and termination signals into one cancel of its
+    task, which takes the one stop path (ABORT until confirmed off, then the record).
+    Repeated signals while it stops are ignored: a second Ctrl-C would otherwise raise
+    KeyboardInterrupt in the middle of the ABORTs (asyncio's own SIGINT handling)."""
+    import signal
+    import threading
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed: list[signal.Signals] = []
+    if enabled and task is not None and threading.current_thread() is threading.main_thread():
+        fired: list[str] = []
+
+        def stop(name: str) -> None:
+            if fired:
+                return  # once: the stop path is already under way (a second Ctrl-C too)
+            fired.append(name)
+            if name != "SIGINT":
+                runner.signal_name = name
+            task.cancel()
+
+        for name in ("SIGINT", *STOP_SIGNALS):
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                loop.add_signal_handler(sig, stop, name)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # an event loop without signal support (Windows): Ctrl-C only
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
 # --- one call for scripts --------------------------------------------------------------------
 
 
@@ -679,11 +1087,21 @@ def run_protocol(
     options: RunOptions | None = None,
     observer: Observer | None = None,
     timeout: float | None = None,
+    handle_signals: bool = True,
+    dev_key: bool = False,
 ) -> SessionOutcome:
     """Run one session from a protocol file (or model) on a device URL; blocking.
 
     Preflight refusals and connection problems raise :class:`lllt.errors.LlltError`;
     once the session is logged, the outcome is returned (``outcome.raise_for_status()``).
+
+    One way out: Ctrl-C (SIGINT) and, with ``handle_signals`` (the default, on the main
+    thread of a POSIX process), SIGTERM, SIGHUP and SIGQUIT all stop the session through
+    the same path: ABORT until the emitters are confirmed off, then the record, then
+    :class:`lllt.errors.UserAborted`.
+
+    ``dev_key`` lets a device that is not a simulator be signed with the published
+    development key (a development board); a warning is logged.
     """
     from lllt.device import Cap
     from lllt.protocol import Protocol as ProtocolModel
@@ -702,13 +1120,14 @@ def run_protocol(
     async def main() -> SessionOutcome:
         store = Store.open(db)
         try:
-            async with Cap.connect(device) as cap:
+            async with Cap.connect(device, dev_key=dev_key) as cap:
                 runner = SessionRunner(
                     cap, store, model, protocol_text=text, options=options, observer=observer
                 )
-                if timeout is None:
-                    return await runner.run()
-                return await asyncio.wait_for(runner.run(), timeout)
+                with _stop_signals(runner, enabled=handle_signals):
+                    if timeout is None:
+                        return await runner.run()
+                    return await asyncio.wait_for(runner.run(), timeout)
         finally:
             store.close()
 

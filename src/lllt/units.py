@@ -173,10 +173,46 @@ def try_parse(value: Any, kind: Kind) -> float | UnitProblem:
     number, unit = match.groups()
     if not unit:
         return UnitProblem(f"{_shown(value)} without a unit", _expected(kind))
+    if ("%" in unit or "percent" in unit) and not (
+        kind is Kind.DUTY and unit.strip() in ("%", "percent")
+    ):
+        # pint reads "%" as the factor 0.01, so "3 mW/cm^2 %" would be 0.03 mW/cm^2 and
+        # "50 %%" 0.5 %: a per cent sign is only ever the whole unit of a duty cycle
+        return UnitProblem(
+            f"{_shown(value)}, where a per cent sign is not the whole unit", _expected(kind)
+        )
     return _convert(float(number), unit, kind, shown=_shown(value))
 
 
+# The spellings files use most, whose conversion to the canonical unit is none or a
+# multiplication by an exact integer: read without loading pint (~0.2 s), to the same bit
+# as pint reads them (tests/protocol/test_units.py compares the two on every spelling).
+_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0}
+_SECONDS |= {"min": 60.0, "minute": 60.0, "minutes": 60.0}
+_SECONDS |= {"h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0}
+_SECONDS |= {"d": 86400.0, "day": 86400.0, "days": 86400.0}
+_SECONDS |= {"wk": 604800.0, "week": 604800.0, "weeks": 604800.0}
+_EXACT: dict[Kind, dict[str, float]] = {
+    Kind.WAVELENGTH: {"nm": 1.0},
+    Kind.IRRADIANCE: {"mW/cm^2": 1.0, "mW/cm2": 1.0, "mW/cm**2": 1.0},
+    Kind.FLUENCE: {"J/cm^2": 1.0, "J/cm2": 1.0, "J/cm**2": 1.0},
+    Kind.TIME: _SECONDS,
+    Kind.TEMPERATURE: {"degC": 1.0},
+    Kind.FREQUENCY: {"Hz": 1.0},
+    Kind.DUTY: {"%": 1.0, "percent": 1.0},
+}
+
+
 def _convert(number: float, unit: str, kind: Kind, *, shown: str) -> float | UnitProblem:
+    factor = _EXACT[kind].get(unit)
+    if factor is not None and math.isfinite(number):
+        out = number * factor
+        if math.isfinite(out):
+            return out
+    return _convert_with_pint(number, unit, kind, shown=shown)
+
+
+def _convert_with_pint(number: float, unit: str, kind: Kind, *, shown: str) -> float | UnitProblem:
     import pint
 
     ureg = registry()

@@ -3,6 +3,15 @@
 - ``sim``: the in-process simulator on the virtual clock (``sim://...?speed=max``);
 - ``pty``: ``lllt sim serve --pty`` in a subprocess, reached with ``serial://``;
 - ``tcp``: ``lllt sim serve --tcp`` in a subprocess, reached with ``socket://``;
+- ``ble23``, ``ble247``: the simulator as a Bumble GATT peripheral on an in-process link,
+  reached by the real BLE transport (bleak, with the Bumble backend) at ATT MTU 23 / 247;
+- ``fw``: the C firmware core as a library in this process, with the simulator's plant,
+  on the virtual clock (``fw://...?speed=max``; ``make -C firmware lib`` on demand);
+- ``fwhost``: the host firmware executable (``make -C firmware host``) with its C plant,
+  serving its UART on TCP, reached with ``socket://``;
+- ``qemu``: the Cortex-M3 firmware image (``make -C firmware qemu``) under
+  ``qemu-system-arm -M mps2-an385``, UART0 on TCP, reached with ``socket://`` (its
+  SysTick at ``QEMU_SPEED``× real time, an option of the image given by semihosting);
 - ``--lllt-device URL`` adds a real cap (or any other URL) as a target.
 
 Served simulators run at ``SERVE_SPEED``× real time so that plans of a few simulated
@@ -25,6 +34,8 @@ from lllt.transport import wants_virtual_clock
 from lllt_sim.harness import ServedSimulator
 
 SERVE_SPEED = 10.0
+FWHOST_SPEED = 10.0  # tests/conftest.py serves the host firmware at this speed
+QEMU_SPEED = 10.0  # ... and the QEMU image (SysTick that much faster)
 LLLT = [sys.executable, "-m", "lllt"]
 
 
@@ -59,6 +70,29 @@ class Target:
         return clock.run(main(), virtual=virtual, speed=speed)
 
 
+class BleTarget(Target):
+    """A ``blesim://`` target: after each test, no write or notification exceeded ATT MTU − 3
+    (Bumble does not enforce the limit, so the suite does) and the MTU is the one asked for."""
+
+    def run(
+        self, body: Callable[[Cap], Awaitable[Any]], *, timeout: float = 60.0, **kw: Any
+    ) -> Any:
+        mtu = int(self.url.rsplit("mtu=", 1)[1])
+
+        async def checked(cap: Cap) -> Any:
+            result = await body(cap)
+            transport: Any = cap.transport
+            stats = transport.setup.peripheral.stats
+            assert transport.att_mtu == mtu
+            assert stats.writes > 0 and stats.oversize_writes == 0
+            assert max(n for _, n in stats.write_sizes) <= mtu - 3
+            assert all(n <= m - 3 for m, n in stats.write_sizes)
+            assert stats.max_notification <= mtu - 3
+            return result
+
+        return super().run(checked, timeout=timeout, **kw)
+
+
 #: ``lllt sim serve`` in a subprocess (kept under this name for the tests importing it)
 Server = ServedSimulator
 
@@ -91,9 +125,13 @@ def tcp_server() -> Iterator[Server]:
     server.stop()
 
 
+#: every target the suite runs on by default
+TARGETS = ["sim", "pty", "tcp", "ble23", "ble247", "fw", "fwhost", "qemu"]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "target" in metafunc.fixturenames:
-        names = ["sim", "pty", "tcp"]
+        names = list(TARGETS)
         names += [f"device:{u}" for u in metafunc.config.getoption("--lllt-device")]
         metafunc.parametrize("target", names, indirect=True)
 
@@ -106,7 +144,18 @@ def target(request: pytest.FixtureRequest) -> Target:
     if name == "pty":
         server = request.getfixturevalue("pty_server")
         return Target("pty", server.url, SERVE_SPEED)
+    if name in ("ble23", "ble247"):
+        return BleTarget(name, f"blesim://reference-cap?speed=max&mtu={name[3:]}", None)
     if name == "tcp":
         server = request.getfixturevalue("tcp_server")
         return Target("tcp", server.url, SERVE_SPEED)
+    if name == "fw":
+        request.getfixturevalue("fw_library")
+        return Target("fw", "fw://reference-cap?speed=max", None)
+    if name == "fwhost":
+        server = request.getfixturevalue("fwhost_server")
+        return Target("fwhost", server.url, FWHOST_SPEED)
+    if name == "qemu":
+        server = request.getfixturevalue("qemu_server")
+        return Target("qemu", server.url, QEMU_SPEED)
     return Target(name, name.removeprefix("device:"), 1.0)

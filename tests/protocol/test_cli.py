@@ -76,7 +76,8 @@ def test_check_against_a_simulated_device_url() -> None:
     assert result.returncode == 0, result.stderr
     (entry,) = json.loads(result.stdout)
     assert entry["valid"] and entry["device"]["url"] == "sim://reference-cap"
-    assert entry["fluence_j_cm2"] == {"655": pytest.approx(4.485)}
+    # the Lanzafame scalp dose
+    assert entry["fluence_j_cm2"] == {"655": pytest.approx(0.35 * 1495 / 1000)}
 
 
 def test_list_shows_every_shipped_protocol_with_its_profile() -> None:

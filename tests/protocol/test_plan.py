@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from lllt import wire
 from lllt.errors import PlanError
 from lllt.info import DeviceInfo
-from lllt.plan import compile
-from lllt.protocol import Phase, Protocol, analyze
+from lllt.plan import analyze, compile
+from lllt.protocol import Phase, Protocol
 
 REF = DeviceInfo.for_profile("reference-cap")
 HELMET = DeviceInfo.for_profile("led-helmet-rgb")
@@ -60,9 +60,12 @@ def pulse_train_fluence(irr: float, duty: float, hz: float, duration: float, ram
 
 def midpoint_fluence(irr: float, duty: float, duration: float, ramp: float, n: int = 200_000):
     """J/cm² of the average (duty-weighted) output, by the midpoint rule."""
-    t = (np.arange(n) + 0.5) * duration / n
-    envelope = np.minimum(t / ramp, 1.0) if ramp > 0 else np.ones(n)  # ramp >= 1e-6 s
-    return float(irr * duty / 100.0 * envelope.sum() * duration / n / 1000.0)
+    # the ramp and the flat part are integrated on grids of their own, so that a ramp
+    # shorter than one cell of a single grid is not lost between two samples
+    t = (np.arange(n) + 0.5) * ramp / n
+    ramped = float((t / ramp).sum() * ramp / n) if ramp > 0 else 0.0
+    flat = (duration - ramp) * float(np.ones(n).sum()) / n
+    return float(irr * duty / 100.0 * (ramped + flat) / 1000.0)
 
 
 # --- mapping ---------------------------------------------------------------------------

@@ -23,15 +23,25 @@ from lllt.protocol import json_schema, load_protocol, shipped_dir, shipped_proto
 
 from ._support import BAD, REPO, assert_no_traceback, run_lllt
 
-# One row of REFERENCE.md's "Published treatment protocols" table per file:
+# One row of the shipped-protocols table of docs/clinical-basis.md per file:
 # id -> (profile, wavelengths, session in minutes or None for a fluence target, research)
 ROWS = {
     "aga-red-eod-25min": ("reference-cap", [655], 25, False),
     "aga-red-3x-week-15min": ("reference-cap", [655], 15, False),
+    "aga-hairmax-9beam-11min": ("reference-cap", [655], 11, False),
+    "aga-hairmax-12beam-8min": ("reference-cap", [655], 8, False),
     "aga-led-rgb-daily-18min": ("led-helmet-rgb", [630, 650, 660], 18, False),
     "aga-678-twice-weekly-20min": ("laser-cap-678", [678], 20, False),
-    "aga-red-650-eod": ("led-helmet-rgb", [650], None, False),
-    "research-far-red-735nm": ("reference-cap", [735], None, True),
+    "aga-theradome-lh40-678-20min": ("laser-cap-678", [678], 20, False),
+    "aga-red-650-eod": ("led-helmet-rgb", [650], 30, False),
+    "aga-capillus-650-daily-6min": ("led-helmet-rgb", [650], 6, False),
+    "aga-irestore-655-eod-25min": ("reference-cap", [655], 25, False),
+    "aga-yoon2020-655nm": ("reference-cap", [655], 25, False),
+    "aga-fan2018-3x-week-30min": ("reference-cap", [655], 30, False),
+    "aga-suchonwanit2019-ramacap": ("reference-cap", [655], 25, False),
+    "aga-kim2020-3x-week": ("reference-cap", [655], 25, False),
+    "adjunct-minoxidil-2x-week-light-only": ("reference-cap", [655], 20, False),
+    "research-far-red-735nm": ("reference-cap", [735], 15, True),
 }
 
 
@@ -150,7 +160,7 @@ def test_irradiance_is_a_scalp_average_the_profile_can_give(path: Path) -> None:
     device = DeviceInfo.for_profile(ROWS[protocol.id][0])
     for phase in protocol.phases:
         per_zone = sum(phase.wavelength_emits().values())
-        assert per_zone <= 6.0  # moderate heat load per zone, single-digit mW/cm²
+        assert per_zone < 10.0  # single-digit scalp averages; the thermal check runs too
         for wavelength, irradiance in phase.wavelength_emits().items():
             for channel in device.channels_at(wavelength):
                 assert irradiance <= channel.max_irradiance_mw_cm2

@@ -109,7 +109,13 @@ def test_format_quantity_reads_back_exactly(kind: Kind, value: float) -> None:
         ("4 J", Kind.FLUENCE, "which is an energy"),
         ("655 s", Kind.WAVELENGTH, "which is a time"),
         ("0.5", Kind.DUTY, "without a unit"),
-        ("3 %", Kind.IRRADIANCE, "plain ratio"),
+        ("3 %", Kind.IRRADIANCE, "per cent sign"),
+        # finding 12: pint reads % as a factor of 0.01, never a silent scale
+        ("3 mW/cm^2 %", Kind.IRRADIANCE, "per cent sign"),
+        ("3 % mW/cm^2", Kind.IRRADIANCE, "per cent sign"),
+        ("50 %%", Kind.DUTY, "per cent sign"),
+        ("50 % %", Kind.DUTY, "per cent sign"),
+        ("4 J/cm^2 percent", Kind.FLUENCE, "per cent sign"),
         ("10 s", Kind.FREQUENCY, "which is a time"),
         ("3 furlongs", Kind.TIME, "does not know"),
         ("3 mw/cm^2", Kind.IRRADIANCE, "does not know"),  # milli-watt is mW: case matters
@@ -149,3 +155,28 @@ def test_pint_is_not_imported_by_lllt_or_the_cli() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_common_spellings_are_read_without_pint_to_the_same_bit() -> None:
+    """The fast path (no pint) gives exactly what pint gives, for every spelling it knows."""
+    import random
+
+    rng = random.Random(5)
+    numbers = [0.0, 1.0, 0.35, 1.3, 0.65, 655.0, 25.0, 1 / 3, 1e-300, 1e300]
+    numbers += [rng.uniform(0, 1000) for _ in range(300)]
+    numbers += [rng.expovariate(1e-3) for _ in range(100)]
+    for kind, table in units._EXACT.items():
+        for unit in table:
+            for n in numbers:
+                fast = units._convert(n, unit, kind, shown="x")
+                slow = units._convert_with_pint(n, unit, kind, shown="x")
+                assert fast == slow, (kind, unit, n, fast, slow)
+
+
+def test_a_shipped_protocol_loads_without_pint() -> None:
+    code = (
+        "import sys; from lllt.protocol import load_protocol, resolve; "
+        "load_protocol(resolve('aga-red-eod-25min')); print('pint' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -26,7 +26,7 @@ HEAD = 'format = "lllt-limits/1"\n'
 
 def test_defaults_are_the_reference_numbers() -> None:
     d = DEFAULT_LIMITS
-    # REFERENCE.md "Default safety limits", row by row
+    # the default limits of docs/safety.md, row by row
     assert (d.warn_temp_c, d.abort_temp_c) == (41.0, 43.0)
     assert d.max_irradiance_mw_cm2 == 100.0
     assert d.max_fluence_session_j_cm2 == 10.0

@@ -354,3 +354,36 @@ def test_monitor_abort_becomes_a_safety_abort_with_fields() -> None:
     assert isinstance(err, SafetyAbort) and err.exit_code == 1
     assert err.to_dict()["rule"] == "overtemp"
     assert a.to_dict()["kind"] == "abort"
+
+
+# --- head-present rule (finding 8 of the lost-frames review) --------------------------------
+
+
+def test_off_the_head_the_host_aborts_after_five_minutes_whatever_the_device_does() -> None:
+    mon = monitor()
+    off = F(0)  # HEAD_PRESENT cleared
+    paused = {"state": wire.State.PAUSED, "setpoint": SP, "irradiance": 0.0, "flags": off}
+    assert mon.on_telemetry(frame(DEV, 0, setpoint=SP)) is CONTINUE
+    for t in range(100, 300_000, 1000):  # paused off the head for just under 5 min
+        assert mon.on_telemetry(frame(DEV, t, **paused)) is CONTINUE  # type: ignore[arg-type]
+    action = mon.on_telemetry(frame(DEV, 300_100, **paused))  # type: ignore[arg-type]
+    assert (action.kind, action.rule) == (ActionKind.ABORT, "head_off_timeout")
+    assert action.limit == DEV.limits.head_off_abort_s and action.unit == "s"
+
+
+def test_back_on_the_head_restarts_the_head_off_clock() -> None:
+    mon = monitor()
+    off = {"state": wire.State.PAUSED, "setpoint": SP, "irradiance": 0.0, "flags": F(0)}
+    for t in range(0, 200_000, 1000):
+        assert mon.on_telemetry(frame(DEV, t, **off)) is CONTINUE  # type: ignore[arg-type]
+    assert mon.on_telemetry(frame(DEV, 200_000, setpoint=SP)) is CONTINUE  # back on
+    for t in range(201_000, 450_000, 1000):
+        assert mon.on_telemetry(frame(DEV, t, **off)) is CONTINUE  # type: ignore[arg-type]
+
+
+def test_emitting_off_the_head_aborts_on_the_second_frame() -> None:
+    mon = monitor()
+    first = mon.on_telemetry(frame(DEV, 0, setpoint=SP, flags=F(0)))
+    second = mon.on_telemetry(frame(DEV, 100, setpoint=SP, flags=F(0)))
+    assert first is CONTINUE
+    assert (second.kind, second.rule) == (ActionKind.ABORT, "head_off_emitting")

@@ -115,11 +115,17 @@ def test_session_fluence_above_10_J_per_wavelength_is_refused() -> None:
     assert refused[0].limit == 10.0 and refused[0].observed == pytest.approx(10.52)
 
 
-def test_fluence_is_per_wavelength_and_never_summed() -> None:
+def test_the_per_wavelength_limit_counts_each_wavelength_alone() -> None:
     dev = device()
-    plan = make_plan(dev, step(dev, {655: 5.0, 735: 5.0}, duration=20 * MIN))  # 5.98 J each
-    result = check(plan, dev, None, MemoryHistory(), NOW)
+    plan = make_plan(dev, step(dev, {655: 4.0, 735: 4.0}, duration=20 * MIN))  # 4.78 J each
+    result = check(plan, dev, None, MemoryHistory(), NOW, research_ok=True)  # 735 nm: research
     assert result.accepted, result.refusals
+    # 5.98 J/cm² each is within the per-wavelength limit but not the total (see
+    # tests/safety/test_wavelength_limits.py)
+    plan = make_plan(dev, step(dev, {655: 5.0, 735: 5.0}, duration=20 * MIN))
+    result = check(plan, dev, None, MemoryHistory(), NOW, research_ok=True)
+    assert "session_total_fluence" in constraints(result, "refuse")
+    assert "session_fluence" not in {r.constraint for r in result.refusals}
 
 
 def test_a_session_longer_than_the_maximum_is_refused() -> None:
@@ -158,6 +164,23 @@ def test_research_protocols_need_the_research_flag() -> None:
     allowed = check(plan, dev, None, None, NOW, research_ok=True)
     assert allowed.accepted
     assert "research_flag" in constraints(allowed, "note")
+
+
+def test_the_research_gate_follows_the_wavelengths_not_the_file() -> None:
+    # finding 5: a 735 nm protocol whose file says research = false is still research
+    dev = device()
+    proto = FakeProtocol(id="far-red-unmarked", research=False)
+    plan = make_plan(dev, step(dev, {735: 3.0}, duration=15 * MIN), protocol=proto)
+    refused = check(plan, dev, None, None, NOW)
+    (reason,) = refused.refusals
+    assert reason.constraint == "research_wavelength"
+    assert "735 nm" in reason.message and "630-680 nm" in reason.message
+    assert "--research" in reason.message
+    allowed = check(plan, dev, None, None, NOW, research_ok=True)
+    assert allowed.accepted and "research_wavelength" in constraints(allowed, "note")
+    # inside the band nothing changes
+    red = make_plan(dev, step(dev, {655: 3.0}, duration=15 * MIN), protocol=proto)
+    assert check(red, dev, None, None, NOW).accepted
 
 
 def test_device_maximum_fluence_per_channel_is_refused() -> None:
@@ -383,7 +406,7 @@ def test_without_history_the_checks_say_they_did_not_run() -> None:
 def test_a_duration_phase_predicted_over_the_warning_is_refused_with_the_prediction() -> None:
     dev = device()
     plan = make_plan(dev, step(dev, {655: 10.0, 735: 10.0}, duration=8 * MIN))
-    result = check(plan, dev, None, None, NOW, ambient_c=34.0)
+    result = check(plan, dev, None, None, NOW, ambient_c=34.0, research_ok=True)
     (reason,) = result.refusals
     assert (reason.source, reason.constraint) == ("thermal", "thermal_warning")
     assert reason.limit == pytest.approx(40.5)
@@ -394,7 +417,8 @@ def test_a_duration_phase_predicted_over_the_warning_is_refused_with_the_predict
 def test_the_same_dose_as_a_fluence_phase_at_34_C_is_accepted_and_derated() -> None:
     dev = device()
     st = step(dev, {655: 10.0, 735: 10.0}, fluence=4.0, max_duration=30 * MIN)
-    result = check(make_plan(dev, st), dev, None, MemoryHistory(), NOW, ambient_c=34.0)
+    hist = MemoryHistory()
+    result = check(make_plan(dev, st), dev, None, hist, NOW, ambient_c=34.0, research_ok=True)
     assert result.accepted, result.refusals
     (note,) = [r for r in result.reasons if r.constraint == "derated_fluence_step"]
     assert note.action == "note" and "derated to" in note.message
@@ -404,8 +428,9 @@ def test_the_same_dose_as_a_fluence_phase_at_34_C_is_accepted_and_derated() -> N
 
 def test_a_fluence_phase_derating_cannot_finish_is_refused() -> None:
     dev = device()
-    st = step(dev, {655: 10.0, 735: 10.0}, fluence=6.0, max_duration=12 * MIN)
-    result = check(make_plan(dev, st), dev, None, None, NOW, ambient_c=34.0)
+    # 4.5 J/cm² per wavelength: 9 J/cm² in total, within the total-fluence limit
+    st = step(dev, {655: 10.0, 735: 10.0}, fluence=4.5, max_duration=9 * MIN)
+    result = check(make_plan(dev, st), dev, None, None, NOW, ambient_c=34.0, research_ok=True)
     assert constraints(result, "refuse") == ["fluence_max_duration"]
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from lllt.info import DeviceInfo
 from lllt.plan import SessionPlan
 from lllt.safety.history import MemoryHistory
-from lllt.safety.limits import DEFAULT_LIMITS
+from lllt.safety.limits import DEFAULT_LIMITS, laser_emitter_limit_mw
 from lllt.safety.preflight import check
 
 from ._support import MIN, NOW, bright_device, device, make_plan, step
@@ -52,9 +52,9 @@ def _cap(dev: DeviceInfo, channel: int) -> float:
         dev.limits.max_irradiance_mw_cm2,
     )
     if ch.kind == "laser":
-        cap = min(
-            cap, DEFAULT_LIMITS.max_laser_emitter_mw / ch.emitter_max_mw * ch.max_irradiance_mw_cm2
-        )
+        emitter = laser_emitter_limit_mw(ch.wavelength_nm, DEFAULT_LIMITS.max_laser_emitter_mw)
+        assert emitter is not None
+        cap = min(cap, emitter / ch.emitter_max_mw * ch.max_irradiance_mw_cm2)
     return cap
 
 
@@ -94,6 +94,11 @@ def test_preflight_only_tightens_and_accepts_only_what_is_within_limits(
         for f in out.fluence_by_wavelength().values()
     )
     assert all(f <= dev.limits.max_fluence_j_cm2 + 1e-6 for f in out.fluence_by_channel().values())
+    by_zone: dict[int, float] = {}
+    for ch_id, f in out.fluence_by_channel().items():
+        zone = dev.channel(ch_id).zone
+        by_zone[zone] = by_zone.get(zone, 0.0) + f
+    assert all(f <= DEFAULT_LIMITS.max_total_fluence_session_j_cm2 + 1e-6 for f in by_zone.values())
     assert out.max_duration_s <= min(DEFAULT_LIMITS.max_session_s, dev.limits.max_session_s) + 1e-6
     assert result.prediction is not None and result.prediction.ok
     assert result.prediction.peak_c < result.prediction.thresholds.abort_c

@@ -21,7 +21,8 @@ def test_check_with_a_profile_includes_the_thermal_prediction() -> None:
     (entry,) = json.loads(out.stdout)
     safety = entry["safety"]
     assert safety["accepted"] is True
-    assert 35.0 < safety["thermal"]["peak_c"] < safety["thermal"]["warn_c"]
+    # 0.35 mW/cm² (the Lanzafame scalp dose) barely warms the scalp above its idle level
+    assert 33.0 < safety["thermal"]["peak_c"] < safety["thermal"]["warn_c"]
     assert any("ambient 25" in a for a in safety["assumptions"])
 
 

@@ -41,6 +41,7 @@ class Host:
         self.received: list[Received] = []
         self.raw = bytearray()
         self.seq = 0x1000
+        self.last_status: W.Status | None = None
         self.auth: W.AuthState | None = None
         self.key = W.DEVELOPMENT_KEY
         self.task: asyncio.Task[None] | None = None
@@ -97,6 +98,11 @@ class Host:
             for r in self.received[before:]
             if r.frame.seq == seq and W.MsgType.ACK <= r.frame.type < W.MsgType.TELEMETRY
         ]
+        if len(replies) == 2 and isinstance(replies[1], W.Status):
+            # wire 1.1: ABORT is answered with ACK, then a STATUS with the same seq
+            assert isinstance(replies[0], W.Ack), replies
+            self.last_status = replies[1]
+            return replies[0]
         assert len(replies) == 1, f"expected one reply with seq {seq}, got {replies}"
         return replies[0]
 

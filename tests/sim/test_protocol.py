@@ -329,6 +329,31 @@ def test_replies_come_before_the_events_they_cause() -> None:
 # --- lease ---------------------------------------------------------------------------------
 
 
+def test_a_telemetry_sample_follows_session_end_at_once() -> None:
+    """wire 1.1: the session's end is confirmed in the same tick, not at the next period."""
+
+    async def body(h: Host) -> None:
+        h.hello()
+        h.request(W.SetTelemetry(1000))  # 1 Hz: the next periodic sample is far away
+        h.start_plan(red(3, 2.5))
+        await asyncio.sleep(4)
+        end_at = [r for r in h.received if isinstance(r.msg, W.Event)
+                  and r.msg.kind == EK.SESSION_END]  # fmt: skip
+        assert len(end_at) == 1
+        after = [r for r in h.received if r.t >= end_at[0].t
+                 and r.frame.type == W.MsgType.TELEMETRY]  # fmt: skip
+        first = after[0]
+        assert first.t == end_at[0].t  # same loop time as SESSION_END
+        assert h.received.index(first) == h.received.index(end_at[0]) + 1
+        assert isinstance(first.msg, W.Telemetry)
+        assert first.msg.time_ms == end_at[0].msg.time_ms  # the same device tick
+        assert end_at[0].msg.value == 2500  # emitting ms
+        assert not first.msg.emitting and first.msg.state == W.State.IDLE
+        assert first.msg.fluence[0] == pytest.approx(3 * 2.5 / 1000, rel=0.01)
+
+    simulate(body)
+
+
 def test_lease_expiry_with_finish_runs_the_plan_to_its_end() -> None:
     async def body(h: Host) -> None:
         h.hello()

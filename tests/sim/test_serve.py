@@ -204,7 +204,7 @@ def test_cli_serves_a_pty_until_terminated() -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        ([], "exactly one of --pty and --tcp"),
+        ([], "exactly one of --pty, --tcp HOST:PORT and --ble"),
         (["--pty", "--tcp", "127.0.0.1:1"], "exactly one of"),
         (["--tcp", "localhost"], "HOST:PORT"),
         (["--tcp", "127.0.0.1:70000"], "HOST:PORT"),

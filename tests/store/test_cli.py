@@ -82,11 +82,12 @@ def test_history_text_marks_dead_hosts_sessions_interrupted(log: Path) -> None:
     assert "next session: now" in proc.stdout
 
 
-def test_history_of_a_missing_log_is_empty_and_creates_nothing(tmp_path: Path) -> None:
+def test_history_of_a_missing_log_is_refused_and_creates_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "sessions.db"
     proc = lllt("history", env={"LLLT_DB": str(missing)})
-    assert proc.returncode == 0, proc.stderr
-    assert "No sessions recorded yet" in proc.stdout and str(missing) in proc.stdout
+    assert proc.returncode == 2, proc.stderr
+    assert f"there is no session log at {missing}" in proc.stderr
+    assert "lllt run" in proc.stderr
     assert not missing.parent.exists()
 
 
@@ -117,12 +118,12 @@ def test_export_bad_input_exits_2(log: Path, args: list[str], expected: str) -> 
     _no_traceback(proc)
 
 
-def test_a_corrupt_log_exits_3_with_advice(tmp_path: Path) -> None:
+def test_a_file_that_is_not_sqlite_exits_2_with_advice(tmp_path: Path) -> None:
     bad = tmp_path / "sessions.db"
     bad.write_bytes(b"garbage" * 1000)
     proc = lllt("history", "--db", str(bad))
-    assert proc.returncode == 3
-    assert proc.stderr.startswith(f"error: the session log {bad} cannot be read")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {bad} is not an lllt session log")
     assert "--db" in proc.stderr
     _no_traceback(proc)
 

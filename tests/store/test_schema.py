@@ -10,6 +10,7 @@ import pytest
 from lllt import store as store_mod
 from lllt.errors import StoreError
 from lllt.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store, resolve_db_path
+from lllt.store import paths as store_paths
 
 from ._support import T0, record_session
 
@@ -129,7 +130,7 @@ def test_read_only_open_of_a_missing_log_creates_nothing(db_path: Path) -> None:
 
 def test_path_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("LLLT_DB", raising=False)
-    monkeypatch.setattr(store_mod, "default_db_path", lambda: tmp_path / "default.db")
+    monkeypatch.setattr(store_paths, "default_db_path", lambda: tmp_path / "default.db")
     assert resolve_db_path(None) == tmp_path / "default.db"
     monkeypatch.setenv("LLLT_DB", str(tmp_path / "env.db"))
     assert resolve_db_path(None) == tmp_path / "env.db"

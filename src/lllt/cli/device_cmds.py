@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from lllt.cli._app import app, err, handle_errors, print_json
+from lllt.cli._app import DEVICE_HELP, JSON_HELP, app, epilog, err, handle_errors, print_json
 
 
 def run_on_device_loop(url: str, main: Any) -> Any:
@@ -39,18 +39,21 @@ def _serial_ports() -> list[dict[str, Any]]:
     return ports
 
 
-@app.command()
+@app.command(epilog=epilog("lllt devices", "lllt devices --json"))
 @handle_errors
 def devices(
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    ble_scan: float = typer.Option(
+        3.0, "--ble-scan", metavar="SECONDS", help="Seconds to scan for BLE caps (0: none)."
+    ),
 ) -> None:
-    """List the devices that can be reached: serial ports and built-in simulators."""
-    from lllt_sim.profiles import load_profile, profile_names
+    """List the devices that can be reached: serial ports, BLE caps and simulators."""
+    from lllt.wire.profiles import load_device_profile, profile_names
 
     ports = _serial_ports()
     sims = []
     for name in profile_names():
-        p = load_profile(name)
+        p = load_device_profile(name)
         sims.append(
             {
                 "url": f"sim://{name}",
@@ -59,9 +62,10 @@ def devices(
                 "description": p.description,
             }
         )
-    bluetooth = "not scanned: this release has no ble:// transport"
+    caps, why = _ble_caps(ble_scan)
+    bluetooth = why if why is not None else f"{len(caps)} lllt cap(s) in range"
     if json_out:
-        print_json({"serial": ports, "simulators": sims, "bluetooth": bluetooth})
+        print_json({"serial": ports, "simulators": sims, "bluetooth": bluetooth, "ble": caps})
         return
     print("Serial ports:")
     if not ports:
@@ -72,15 +76,37 @@ def devices(
     print("Simulators (add ?speed=max to run sessions as fast as possible):")
     for sim in sims:
         print(f"  {sim['url']:<32} {sim['description']}")
-    print(f"Bluetooth: {bluetooth}")
+    if why is not None:
+        print(f"Bluetooth: {why}")
+        return
+    print(f"Bluetooth LE caps (scanned {ble_scan:g} s):")
+    if not caps:
+        print("  none in range")
+    for cap in caps:
+        print(f"  {cap['url']:<32} {cap['name']} (RSSI {cap['rssi']} dBm)")
 
 
-@app.command()
+def _ble_caps(seconds: float) -> tuple[list[dict[str, Any]], str | None]:
+    """Caps advertising the lllt service, or (nothing, one line on why BLE is unusable)."""
+    if seconds <= 0:
+        return [], "not scanned (--ble-scan 0)"
+    import asyncio
+
+    from lllt.transport.ble import scan
+
+    return asyncio.run(scan(seconds))
+
+
+@app.command(
+    epilog=epilog(
+        "lllt info --device sim://reference-cap", "lllt info -d serial:///dev/ttyACM0 --json"
+    )
+)
 @handle_errors
 def info(
-    device: str = typer.Option(..., "--device", "-d", help="Device URL, e.g. sim://reference-cap"),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    timeout: float = typer.Option(5.0, help="Seconds to wait for the device."),
+    device: str = typer.Option(..., "--device", "-d", metavar="URL", help=DEVICE_HELP),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    timeout: float = typer.Option(5.0, metavar="SECONDS", help="Seconds to wait for the device."),
 ) -> None:
     """Show what a device says it is: model, versions, channels and hard limits."""
     from lllt.device import Cap

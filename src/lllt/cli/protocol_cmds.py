@@ -1,6 +1,6 @@
 """``lllt protocol check | list | schema``: validate protocol files and show the dose they ask.
 
-``check`` prints the analysis of :func:`lllt.protocol.analyze` for each file (a table, or
+``check`` prints the analysis of :func:`lllt.plan.analyze` for each file (a table, or
 with ``--json`` one JSON list) and one line on stderr per problem, naming the file and the
 field; it exits 0 when every file is valid (and runnable on the chosen device), 2 when
 not. Imports of pydantic, pint and the simulator profiles happen inside the commands so
@@ -14,14 +14,26 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lllt.cli._app import app, err, handle_errors, print_json
+from lllt.cli._app import (
+    DB_HELP,
+    DEVICE_HELP,
+    JSON_HELP,
+    LIMITS_HELP,
+    PROFILE_HELP,
+    RESEARCH_HELP,
+    app,
+    epilog,
+    err,
+    handle_errors,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from lllt.info import DeviceInfo
 
 protocol_app = typer.Typer(
     name="protocol",
-    help="Check, list and describe treatment protocol files.",
+    help="Check, list and create treatment protocol files.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -49,39 +61,40 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-@protocol_app.command("check")
+@protocol_app.command(
+    "check",
+    epilog=epilog(
+        "lllt protocol check aga-red-eod-25min --profile reference-cap",
+        "lllt protocol check my-protocol.toml --device sim://reference-cap --db ./demo.db",
+        codes=(
+            "Exit codes: 0 all valid and accepted; 1 valid but refused by a safety "
+            "limit; 2 invalid or not runnable on the device; 3 device or session "
+            "log problem."
+        ),
+    ),
+)
 @handle_errors
 def check(
     files: Annotated[
         list[str],
         typer.Argument(
-            metavar="FILE", help="Protocol files (.toml, .yaml, .yml, .json) or shipped ids."
+            metavar="PROTOCOL",
+            help="Protocol FILE (.toml, .yaml, .yml, .json) or the ID of a shipped protocol.",
         ),
     ],
-    device: str | None = typer.Option(
-        None, "--device", "-d", help="Check against this device, e.g. sim://reference-cap."
-    ),
+    device: str | None = typer.Option(None, "--device", "-d", metavar="URL", help=DEVICE_HELP),
     profile: str | None = typer.Option(
-        None, "--profile", "-p", help="Check against a packaged device profile (offline)."
+        None, "--profile", "-p", metavar="PROFILE", help=PROFILE_HELP
     ),
-    json_out: bool = typer.Option(
-        False, "--json", help="Print one JSON document: a list with one object per file."
-    ),
-    limits: str | None = typer.Option(
-        None, "--limits", help="Limits file for the safety analysis (lowers the defaults)."
-    ),
-    db: str | None = typer.Option(
-        None, "--db", help="Session log whose history the safety analysis takes into account."
-    ),
-    research: bool = typer.Option(
-        False, "--research", help="Analyse research-only protocols as `lllt run --research`."
-    ),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    limits: str | None = typer.Option(None, "--limits", metavar="FILE", help=LIMITS_HELP),
+    db: str | None = typer.Option(None, "--db", metavar="FILE", help=DB_HELP),
+    research: bool = typer.Option(False, "--research", help=RESEARCH_HELP),
 ) -> None:
     """Validate protocol files, print the dose they ask for and, with a device or a
     profile, the preflight safety analysis `lllt run` would make (thermal prediction
-    included). Exit 0: all valid and accepted; 1: valid but refused by a safety limit;
-    2: invalid or not runnable on the device."""
-    from lllt.protocol import check_file
+    included), taking the history in --db into account."""
+    from lllt.plan import check_file
 
     info, label = _device(device, profile)
     lim = None
@@ -129,7 +142,10 @@ def _safety(
     # a check analyses; `lllt run` enforces the research flag (the table says it is needed)
     out = analyze(plan, info, limits, history, wall_time(), research_ok=True)
     if protocol.research and not research:
+        # one statement, not two that contradict: the flag was not given here
+        out["reasons"] = [r for r in out["reasons"] if r.get("constraint") != "research_flag"]
         out["assumptions"].append("research-only protocol: `lllt run` will need --research")
+        out["needs_research_flag"] = True
     return out
 
 
@@ -226,6 +242,8 @@ def _print_analysis(result: dict[str, Any], label: dict[str, Any]) -> None:
     safety = result.get("safety")
     if safety is not None:
         verdict = "accepted" if safety["accepted"] else "REFUSED"
+        if safety["accepted"] and safety.get("needs_research_flag"):
+            verdict = "accepted with --research"
         print(f"  safety (preflight of `lllt run`): {verdict}")
         thermal = safety.get("thermal")
         if thermal is not None:
@@ -240,13 +258,100 @@ def _print_analysis(result: dict[str, Any], label: dict[str, Any]) -> None:
     print()
 
 
+# --- show ---------------------------------------------------------------------------------
+
+
+@protocol_app.command(
+    "show",
+    epilog=epilog("lllt protocol show aga-red-eod-25min", "lllt protocol show my-protocol.toml"),
+)
+@handle_errors
+def show(
+    protocols: Annotated[
+        list[str],
+        typer.Argument(metavar="ID", help="Shipped protocol ids or protocol files."),
+    ],
+) -> None:
+    """Print every number of a protocol with where it comes from (published, derived or
+    chosen) and the dose arithmetic of each phase."""
+    from lllt.errors import InvalidInput
+    from lllt.protocol import load_protocol, resolve
+
+    for i, name in enumerate(protocols):
+        path = resolve(name)
+        if not path.exists() and not path.suffix:
+            raise InvalidInput(
+                f"no shipped protocol or file named {name!r}",
+                advice="See `lllt protocol list` for the shipped ids.",
+            )
+        if i:
+            print()
+        for line in show_lines(load_protocol(path)):
+            print(line)
+
+
+def show_lines(protocol: Any) -> list[str]:
+    """The text of `lllt protocol show` for one protocol."""
+    from lllt.safety.limits import DEFAULT_LIMITS
+
+    out = [f"{protocol.id}: {protocol.name}"]
+    if protocol.research:
+        out.append("  research only: `lllt run` needs --research")
+    if protocol.meta and protocol.meta.profile:
+        out.append(f"  written for the device profile {protocol.meta.profile}")
+    for ref in protocol.references:
+        out.append(f"  reference: {ref}")
+    out += ["", "Numbers and where they come from (published / derived / chosen):"]
+    for key, value in protocol.numbers().items():
+        out.append(f"  {key}  {value}")
+        entry = protocol.provenance.get(key)
+        out.append(f"      {entry.text}" if entry else "      no provenance given in the file")
+    out += ["", "Dose per session (scalp average; irradiance x duty x (time - ramp / 2)):"]
+    totals: dict[str, float] = {}
+    for phase in protocol.phases:
+        duty = phase.duty_pct
+        duty_text = f" x {_num(duty)} %" if phase.pulse else ""
+        for key, irradiance in phase.emit.items():
+            label = f"{key[:-2]} nm" if key.endswith("nm") else key
+            if phase.fluence is not None:
+                seconds = phase.duration_at(irradiance)
+                out.append(
+                    f"  {phase.name}, {label}: target {_num(phase.fluence)} J/cm²; at "
+                    f"{_num(irradiance)} mW/cm²{duty_text} that takes about "
+                    f"{_num(seconds)} s (ramp {_num(phase.ramp)} s included)"
+                )
+                dose = phase.fluence
+            else:
+                dose = phase.fluence_at(irradiance)
+                out.append(
+                    f"  {phase.name}, {label}: {_num(irradiance)} mW/cm²{duty_text} x "
+                    f"({_num(phase.duration or 0.0)} s - {_num(phase.ramp)} s / 2) / 1000 "
+                    f"= {_num(dose)} J/cm²"
+                )
+            totals[label] = totals.get(label, 0.0) + dose
+    per = DEFAULT_LIMITS.max_fluence_session_j_cm2
+    total_cap = DEFAULT_LIMITS.max_total_fluence_session_j_cm2
+    out.append(
+        "  session: "
+        + ", ".join(f"{k} {_num(v)} J/cm²" for k, v in totals.items())
+        + (f"; {_num(sum(totals.values()))} J/cm² over all wavelengths" if len(totals) > 1 else "")
+    )
+    out.append(
+        f"  default limits: {per:g} J/cm² per wavelength and {total_cap:g} J/cm² in total "
+        "per session (docs/safety.md)"
+    )
+    if protocol.notes:
+        out += ["", "Notes:"] + [f"  {line}" for line in protocol.notes.strip().splitlines()]
+    return out
+
+
 # --- list and schema ---------------------------------------------------------------------
 
 
-@protocol_app.command("list")
+@protocol_app.command("list", epilog=epilog("lllt protocol list", "lllt protocol list --json"))
 @handle_errors
 def list_(
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON list."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Show the shipped protocols and the device profile each was written for."""
     from lllt.errors import FileFormatError
@@ -302,12 +407,12 @@ def list_(
     print("\nCheck one with: lllt protocol check ID --profile PROFILE")
 
 
-@protocol_app.command("schema")
+@protocol_app.command("schema", epilog=epilog("lllt protocol schema -o lllt-protocol.schema.json"))
 @handle_errors
 def schema(
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the schema to this file instead of stdout."),
+        typer.Option("--output", "-o", help="Write to FILE instead of stdout."),
     ] = None,
 ) -> None:
     """Write the JSON Schema of protocol files (for editors that validate as you type)."""

@@ -2,8 +2,9 @@
 
 Each command opens the log (``--db`` > ``LLLT_DB`` > the user data directory), first
 marks the sessions whose host process died as ``interrupted`` (every invocation that
-opens the log does, so a crash is visible at the next look), then reads. A log that does
-not exist yet reads as empty and is not created by these read-only commands.
+opens the log does, so a crash is visible at the next look), then reads. Only `lllt run`
+creates a log: these commands refuse a missing file, or one that is not an lllt session
+log, with exit 2 (a mistyped ``--db`` must not read as "no sessions").
 """
 
 from __future__ import annotations
@@ -17,14 +18,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lllt.cli._app import app, handle_errors, print_json
+from lllt.cli._app import (
+    DB_HELP,
+    DEVICE_HELP,
+    JSON_HELP,
+    LIMITS_HELP,
+    app,
+    epilog,
+    handle_errors,
+    print_json,
+)
 from lllt.errors import InvalidInput
 
 if TYPE_CHECKING:
     from lllt.safety import Limits
     from lllt.store import SessionRow, Store
 
-_DB_HELP = "Session log file (default: LLLT_DB, else sessions.db in the user data folder)."
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 SINCE_FORM = (
@@ -32,14 +41,24 @@ SINCE_FORM = (
     "or a duration such as 7d, 24h, 90min"
 )
 # Annotated options: a Path default built in the signature would be shared between calls
-DbOption = Annotated[Path | None, typer.Option("--db", help=_DB_HELP)]
+DbOption = Annotated[Path | None, typer.Option("--db", help=DB_HELP)]
 
 
 def open_log(db: Path | None, *, create: bool = False) -> Store:
-    """Open the log and mark the sessions of dead host processes (DESIGN §8)."""
-    from lllt.clock import wall_time
-    from lllt.store import Store
+    """Open the log and mark the sessions of dead host processes.
 
+    Without ``create`` a missing file is refused (exit 2) rather than read as empty."""
+    from lllt.clock import wall_time
+    from lllt.store import Store, resolve_db_path
+
+    if not create:
+        path = resolve_db_path(db)
+        if not path.exists():
+            raise InvalidInput(
+                f"there is no session log at {path}",
+                advice="`lllt run` creates it with the first session; check --db or LLLT_DB "
+                "for a typo.",
+            )
     store = Store.open(db, create=create)
     store.mark_interrupted(wall_time())
     return store
@@ -51,7 +70,7 @@ def _reconcile_from(url: str, db: Path | None) -> list[int]:
     from lllt.session import reconcile_pending
 
     async def main() -> list[int]:
-        with open_log(db, create=True) as store:
+        with open_log(db) as store:  # only `lllt run` creates a log
             async with Cap.connect(url) as cap:
                 return await reconcile_pending(cap, store)
 
@@ -78,27 +97,35 @@ def parse_since(text: str, now: float) -> float:
 # --- history --------------------------------------------------------------------------------
 
 
-@app.command("history")
+@app.command(
+    "history",
+    epilog=epilog(
+        "lllt history --db ./demo.db",
+        "lllt history --device serial:///dev/ttyACM0 --json",
+        codes=(
+            "Exit codes: 0 shown; 2 invalid input (also: no log at --db, or not an "
+            "lllt log); 3 device or session log problem."
+        ),
+    ),
+)
 @handle_errors
 def history(
     db: DbOption = None,
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     limit: int = typer.Option(20, "--limit", min=1, help="Show at most this many sessions."),
     limits: Annotated[
         Path | None,
-        typer.Option("--limits", help="Limits file, as for `lllt run` (default: the defaults)."),
+        typer.Option("--limits", help=LIMITS_HELP),
     ] = None,
     device: Annotated[
         str | None,
-        typer.Option(
-            "--device",
-            "-d",
-            help="Connect to this device first and settle, from its own session records, "
-            "the sessions a host lost track of.",
-        ),
+        typer.Option("--device", "-d", metavar="URL", help=DEVICE_HELP),
     ] = None,
 ) -> None:
-    """Sessions (newest first), fluence totals and when the next session is allowed."""
+    """Sessions (newest first), fluence totals and when the next session is allowed.
+
+    With --device, first connects to that device and settles, from its own session
+    records, the sessions a host lost track of."""
     from lllt.clock import wall_time
     from lllt.safety import DEFAULT_LIMITS, load_limits
 
@@ -302,18 +329,31 @@ def _iso(t: float | None) -> str | None:
 # --- export ---------------------------------------------------------------------------------
 
 
-@app.command("export")
+@app.command(
+    "export",
+    epilog=epilog(
+        "lllt export --db ./demo.db -o sessions.csv",
+        "lllt export --format json --since 7d",
+        codes=(
+            "Exit codes: 0 written; 2 invalid input (also: no log at --db, or not "
+            "an lllt log); 3 session log problem."
+        ),
+    ),
+)
 @handle_errors
 def export(
     fmt: str | None = typer.Option(
-        None, "--format", "-f", help="csv or json (default: from the -o suffix)."
+        None, "--format", "-f", metavar="FORMAT", help="csv or json (default: from the -o suffix)."
     ),
     since: str | None = typer.Option(
-        None, "--since", help="Only sessions since a date (2025-01-31) or for a duration (7d)."
+        None,
+        "--since",
+        metavar="WHEN",
+        help="Only sessions since a date (2025-01-31) or for a duration (7d).",
     ),
     db: DbOption = None,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="File (default: stdout).")
+        Path | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout.")
     ] = None,
 ) -> None:
     """Export sessions: CSV (one row per session) or JSON (phases, events, telemetry)."""
@@ -360,13 +400,26 @@ def _export_format(fmt: str | None, output: Path | None) -> str:
 # --- report ---------------------------------------------------------------------------------
 
 
-@app.command("report")
+@app.command(
+    "report",
+    epilog=epilog(
+        "lllt report last --db ./demo.db -o session.png",
+        "lllt report 3 -o session.html",
+        codes=(
+            "Exit codes: 0 written; 2 invalid input (also: no log at --db, or not "
+            "an lllt log); 3 session log problem."
+        ),
+    ),
+)
 @handle_errors
 def report(
     session: Annotated[
-        str, typer.Argument(help="Session id (see `lllt history`), uuid, or 'last'.")
+        str,
+        typer.Argument(
+            metavar="SESSION", help="Session ID (see `lllt history`), its UUID, or 'last'."
+        ),
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="FILE.png or FILE.html")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Write to FILE (.png or .html).")],
     db: DbOption = None,
 ) -> None:
     """Plot a session: irradiance, scalp temperature with the limits, fluence against target."""

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lllt.cli._app import app, handle_errors
+from lllt.cli._app import PROFILE_HELP, app, epilog, handle_errors
 from lllt.errors import InvalidInput
 
 sim_app = typer.Typer(
@@ -49,13 +49,13 @@ def parse_speed(text: str) -> float:
     return speed
 
 
-def parse_host_port(text: str) -> tuple[str, int]:
+def parse_host_port(text: str, option: str = "--tcp") -> tuple[str, int]:
     m = _HOST_PORT.match(text.strip())
     if m is None or int(m["port"]) > 65535:
         raise InvalidInput(
-            f"--tcp {text!r} is not HOST:PORT",
-            advice="Expected e.g. --tcp 127.0.0.1:7878, --tcp [::1]:7878, or port 0 for any "
-            "free port.",
+            f"{option} {text!r} is not HOST:PORT",
+            advice=f"Expected e.g. {option} 127.0.0.1:7878, {option} [::1]:7878, or port 0 "
+            "for any free port.",
         )
     return (m["v6"] or m["host"]), int(m["port"])
 
@@ -73,37 +73,64 @@ def parse_key(text: str) -> bytes:
     return key
 
 
-@sim_app.command("serve")
+@sim_app.command(
+    "serve",
+    epilog=epilog(
+        "lllt sim serve --pty",
+        "lllt sim serve --tcp 127.0.0.1:7878 --profile led-helmet-rgb --speed 10",
+    ),
+)
 @handle_errors
 def serve(
     pty: Annotated[bool, typer.Option("--pty", help="Serve on a new pseudo-terminal.")] = False,
     tcp: Annotated[
         str | None, typer.Option("--tcp", metavar="HOST:PORT", help="Serve on a TCP port.")
     ] = None,
-    profile: Annotated[str, typer.Option(help="Device profile (see `lllt devices`).")] = (
-        "reference-cap"
-    ),
+    profile: Annotated[str, typer.Option(metavar="PROFILE", help=PROFILE_HELP)] = ("reference-cap"),
     faults: Annotated[
-        str, typer.Option(help="Faults, e.g. overtemp@300s,led_open:3@10s,corrupt:0.01.")
+        str,
+        typer.Option(
+            metavar="FAULTS", help="Faults, e.g. overtemp@300s,led_open:3@10s,corrupt:0.01."
+        ),
     ] = "",
-    speed: Annotated[str, typer.Option(help="Device time per real time: 1, 10, 0.5.")] = "1",
+    speed: Annotated[
+        str, typer.Option(metavar="N", help="Device time per real time: 1, 10, 0.5.")
+    ] = "1",
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
     ambient: Annotated[float, typer.Option(help="Ambient temperature in °C.")] = 25.0,
     key: Annotated[
-        str | None, typer.Option(help="Device key, 64 hex digits (default: development key).")
+        str | None,
+        typer.Option(metavar="HEX", help="Device key, 64 hex digits (default: development key)."),
     ] = None,
     state: Annotated[
-        str | None, typer.Option(help="File keeping the device's records between runs.")
+        str | None,
+        typer.Option(metavar="FILE", help="FILE keeping the device's records between runs."),
     ] = None,
     link: Annotated[
-        str | None, typer.Option(help="With --pty: also make this symlink to the terminal.")
+        str | None,
+        typer.Option(metavar="FILE", help="With --pty: also make this symlink to the terminal."),
+    ] = None,
+    button_held: Annotated[
+        bool,
+        typer.Option(
+            "--button-held",
+            help="Model the cap's button held: it takes a new key (lllt pair) over --pty/--tcp.",
+        ),
+    ] = False,
+    ble: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TRANSPORT",
+            help="Serve as a BLE peripheral on a Bumble HCI transport, e.g. usb:0.",
+        ),
     ] = None,
 ) -> None:
     """Serve a simulated cap until Ctrl-C (prints where on one line first)."""
-    if pty == (tcp is not None):
+    if [pty, tcp is not None, ble is not None].count(True) != 1:
         raise InvalidInput(
-            "give exactly one of --pty and --tcp HOST:PORT",
-            advice="e.g. `lllt sim serve --pty` or `lllt sim serve --tcp 127.0.0.1:7878`.",
+            "give exactly one of --pty, --tcp HOST:PORT and --ble TRANSPORT",
+            advice="e.g. `lllt sim serve --pty`, `lllt sim serve --tcp 127.0.0.1:7878` or "
+            "`lllt sim serve --ble usb:0` (a USB Bluetooth dongle, through Bumble).",
         )
     if link is not None and not pty:
         raise InvalidInput("--link goes with --pty")
@@ -113,9 +140,13 @@ def serve(
     if not -20.0 <= ambient <= 50.0:
         raise InvalidInput(f"--ambient {ambient:g} is not between -20 and 50 °C")
     device = _make_device(profile, faults, seed, ambient, device_key, factor, state)
+    device.button_held = button_held
 
     from lllt import clock
 
+    if ble is not None:
+        clock.run(_serve_ble(device, profile, ble, factor, seed), virtual=True, speed=factor)
+        return
     clock.run(_serve(device, profile, address, link, factor, seed), virtual=True, speed=factor)
 
 
@@ -190,5 +221,48 @@ async def _serve(
         await device.run()
     finally:
         served.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_ble(device: Any, profile: str, transport: str, speed: float, seed: int) -> None:
+    import asyncio
+    import contextlib
+    import signal
+
+    try:
+        from lllt_sim.ble import serve_ble
+    except ImportError:
+        raise InvalidInput(
+            "--ble needs Bumble", advice="pip install 'lllt[sim]' (or 'lllt[test]')."
+        ) from None
+    try:
+        peripheral, hci = await asyncio.wait_for(serve_ble(device, transport), 20.0)
+    except TimeoutError:
+        raise InvalidInput(
+            f"--ble {transport}: the Bluetooth controller did not answer within 20 s",
+            advice="Check the dongle or the transport (usb:0, serial:/dev/ttyACM0,1000000, "
+            "tcp-client:HOST:PORT).",
+        ) from None
+    except Exception as err:  # Bumble raises many kinds for a transport that cannot open
+        raise InvalidInput(
+            f"--ble {transport}: cannot open this Bluetooth transport: {err}",
+            advice="Bumble transport names look like usb:0, serial:/dev/ttyACM0,1000000 or "
+            "tcp-client:127.0.0.1:9000.",
+        ) from None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, device.close)
+    print(
+        f"serving {profile} at ble://{peripheral.name} on {transport} "
+        f"(speed {speed:g}x, seed {seed}); Ctrl-C to stop",
+        flush=True,
+    )
+    try:
+        await device.run()
+    finally:
+        await peripheral.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(hci.close(), 2.0)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

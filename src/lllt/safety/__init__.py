@@ -1,6 +1,6 @@
-"""Host-side safety: preflight (layer 1) and the runtime monitor (layer 2), DESIGN §6.
+"""Host-side safety: preflight (layer 1) and the runtime monitor (layer 2), docs/safety.md.
 
-- :mod:`lllt.safety.limits`: the default limits of REFERENCE.md, the limits file that may
+- :mod:`lllt.safety.limits`: the default limits of docs/clinical-basis.md, the limits file that may
   only tighten them, the temperature thresholds and the derate policy;
 - :mod:`lllt.safety.history`: the interface the session log offers the checks;
 - :mod:`lllt.safety.thermal`: the thermal prediction from the device's zone model;

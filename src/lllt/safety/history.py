@@ -85,6 +85,8 @@ class StoreHistory(MemoryHistory):
     the device has not yet reconciled (status ``interrupted``) counts with the larger of
     its planned and last-checkpointed fluence, per wavelength: not knowing never allows
     more. Its end is the store's ``effective_end`` (start + expected duration at least).
+    A row still in a host's hands (``pending``, ``running``: another ``lllt run`` at this
+    moment) counts the same way, so two runs on one log cannot both pass the checks.
     """
 
     def __init__(self, store: Any, *, simulated: bool) -> None:
@@ -94,7 +96,7 @@ class StoreHistory(MemoryHistory):
 
 def _past_session(row: Any) -> PastSession:
     fluence = dict(row.delivered_fluence)
-    if str(row.status) == "interrupted" and row.reconciled_at is None:
+    if str(row.status) in ("interrupted", "pending", "running") and row.reconciled_at is None:
         for wl, f in row.planned_fluence.items():
             fluence[wl] = max(fluence.get(wl, 0.0), f)
     start = row.started_at if row.started_at is not None else row.created_at

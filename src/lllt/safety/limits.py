@@ -1,7 +1,7 @@
-"""Safety limits: the defaults of REFERENCE.md, and the limits file that may only tighten them.
+"""Safety limits: the defaults (docs/clinical-basis.md) and the limits file that tightens them.
 
 ``DEFAULT_LIMITS`` is the host's default limit table; every number in it comes from
-``../shared/REFERENCE.md`` (source given in :data:`LIMIT_SPECS`) or, where REFERENCE gives
+``docs/clinical-basis.md`` (source given in :data:`LIMIT_SPECS`) or, where no source gives
 no number, is derived from its figures as explained in ``docs/safety.md``. A user's or
 clinician's limits file (TOML, ``format = "lllt-limits/1"``) can lower a maximum or
 lengthen a minimum, never the other way round; :func:`load_limits` refuses a file that
@@ -43,6 +43,7 @@ class Limits:
 
     max_irradiance_mw_cm2: float = 100.0  # on-state, any channel
     max_fluence_session_j_cm2: float = 10.0  # per wavelength per session
+    max_total_fluence_session_j_cm2: float = 10.0  # all wavelengths together, per session
     max_fluence_24h_j_cm2: float = 20.0  # per wavelength, rolling 24 h (history included)
     max_fluence_7d_j_cm2: float = 70.0  # per wavelength, rolling 7 days
     min_interval_s: float = 12 * HOUR  # from the end of one session to the next start
@@ -50,7 +51,7 @@ class Limits:
     warn_temp_c: float = 41.0  # derate (less the sensor uncertainty)
     abort_temp_c: float = 43.0  # abort (less the sensor uncertainty)
     max_session_s: float = 3600.0  # longest session, fluence-target maxima included
-    max_laser_emitter_mw: float = 5.0  # one visible laser emitter
+    max_laser_emitter_mw: float = 5.0  # one laser emitter, 400-700 nm (scaled above 700 nm)
     min_pulse_hz: float = 2.0
     max_pulse_hz: float = 10_000.0
     #: where the values come from: None for the defaults, else the limits file's path
@@ -107,6 +108,12 @@ LIMIT_SPECS: tuple[LimitSpec, ...] = (
         "top of the 1-10 J/cm² LLLT range (Avci 2014); biphasic dose response (Huang 2009)",
     ),
     LimitSpec(
+        "max_total_fluence_per_session", "max_total_fluence_session_j_cm2", "J/cm^2", "J/cm²",
+        "lower",
+        "fluence per session over all wavelengths together (scalp average, per zone)",
+        "top of the 1-10 J/cm² LLLT range (Avci 2014), a dose whatever its wavelength",
+    ),
+    LimitSpec(
         "max_fluence_per_24h", "max_fluence_24h_j_cm2", "J/cm^2", "J/cm²", "lower",
         "fluence per wavelength in any 24 h",
         "derived: two sessions at the 10 J/cm² cap, the most the 12 h spacing allows",
@@ -145,8 +152,8 @@ LIMIT_SPECS: tuple[LimitSpec, ...] = (
     ),
     LimitSpec(
         "max_laser_emitter_power", "max_laser_emitter_mw", "mW", "mW", "lower",
-        "optical power of one visible laser emitter",
-        "IEC 60825-1: Class 3R ceiling in the visible",
+        "optical power of one laser emitter at 400-700 nm (scaled by 0.39 x C4 above 700 nm)",
+        "IEC 60825-1 Class 3R: 5 mW at 400-700 nm",
     ),
     LimitSpec(
         "min_pulse_frequency", "min_pulse_hz", "Hz", "Hz", "higher",
@@ -161,6 +168,39 @@ LIMIT_SPECS: tuple[LimitSpec, ...] = (
 )  # fmt: skip
 
 SPEC_BY_KEY = {s.key: s for s in LIMIT_SPECS}
+
+#: Laser wavelengths for which lllt knows the Class 3R accessible emission limit (nm).
+LASER_LIMIT_NM = (400.0, 1050.0)
+#: IEC 60825-1 Class 1 limit for long continuous-wave exposure at 700-1050 nm is
+#: 0.39 mW x C4; Class 3R is 5 x Class 1.
+CLASS1_IR_MW = 0.39
+CLASS3R_VISIBLE_MW = 5.0
+
+
+def c4(wavelength_nm: float) -> float:
+    """IEC 60825-1 correction factor C4 = 10^(0.002 (λ - 700)) for 700-1050 nm (1 below)."""
+    return 10 ** (0.002 * (min(max(wavelength_nm, 700.0), 1050.0) - 700.0))
+
+
+def laser_emitter_limit_mw(
+    wavelength_nm: float, visible_cap_mw: float = CLASS3R_VISIBLE_MW
+) -> float | None:
+    """The most one laser emitter at this wavelength may emit (continuous wave), in mW.
+
+    IEC 60825-1 Class 3R: 5 mW from 400 to 700 nm; from 700 to 1050 nm 5 x the Class 1
+    limit, 5 x 0.39 mW x C4 (2.29 mW at 735 nm, 3.21 mW at 808 nm). ``visible_cap_mw`` is
+    the 400-700 nm value of the limits in force (5 mW unless a limits file lowers it);
+    above 700 nm it is scaled by the same ratio, 0.39 x C4. None outside 400-1050 nm,
+    where other terms of the standard apply that lllt does not implement.
+    """
+    lo, hi = LASER_LIMIT_NM
+    if not lo <= wavelength_nm <= hi:
+        return None
+    if wavelength_nm <= 700.0:
+        return visible_cap_mw
+    return visible_cap_mw * CLASS1_IR_MW * c4(wavelength_nm)
+
+
 SPEC_BY_ATTR = {s.attr: s for s in LIMIT_SPECS}
 _META_KEYS = {"format", "description", "issued_by"}
 
@@ -178,7 +218,7 @@ class Thresholds:
 
 
 def temperature_thresholds(limits: Limits, device: wire.DeviceLimits) -> Thresholds:
-    """The limits less the device's sensor uncertainty (REFERENCE: "41 °C minus ...").
+    """The limits less the device's sensor uncertainty ("41 °C minus the sensor uncertainty").
 
     The abort threshold is never above the device's own cut-off, so the host acts no later
     than the device would.

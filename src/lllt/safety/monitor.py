@@ -8,7 +8,7 @@ never reads a clock: frame rules run on the device's own time (``time_ms``), the
 rule on the host time the runner passes to :meth:`~RuntimeMonitor.deadline` and
 :meth:`~RuntimeMonitor.check_silence` (the runner owns the timers).
 
-Rules (DESIGN §6 layer 2, ``docs/safety.md``):
+Rules (layer 2 of ``docs/safety.md``):
 
 - contact temperature ≥ warning (41 °C − sensor uncertainty): derate by the shared
   :class:`~lllt.safety.limits.DeratePolicy` (−10 % every 10 s while at or above, never
@@ -35,6 +35,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from lllt import wire
+from lllt.dose import IRRADIANCE_STEP
 from lllt.errors import DeviceFault, LinkLost, SafetyAbort, SafetyError
 from lllt.safety.limits import (
     DEFAULT_DERATE,
@@ -47,6 +48,12 @@ from lllt.safety.limits import (
 if TYPE_CHECKING:
     from lllt.info import DeviceInfo
     from lllt.plan import SessionPlan
+
+
+#: how long the cap may be off the head before the session ends (the device's own limit
+#: when it reports one)
+HEAD_OFF_ABORT_S = 300.0
+_HEAD_PRESENT = int(wire.TelemetryFlag.HEAD_PRESENT)
 
 
 class ActionKind(StrEnum):
@@ -155,8 +162,8 @@ _CHANNEL_INTERLOCKS = {
 class RuntimeMonitor:
     """Checks one session's telemetry and events against the plan and the limits."""
 
-    #: one wire quantum of irradiance (0.01 mW/cm²), allowed on every comparison
-    QUANTUM = 0.011
+    #: one wire step of irradiance (and a tenth for rounding), allowed on every comparison
+    QUANTUM = IRRADIANCE_STEP * 1.1
 
     def __init__(
         self,
@@ -202,6 +209,11 @@ class RuntimeMonitor:
         self._fl_floor = fluence_floor_j_cm2
         self._derate_grace = derate_grace_s
         self._gap = gap_s
+        # head-present rule: the host's own copy of the device's head-off pause and abort
+        self._head_sensor = bool(device.hello.capabilities & wire.Capability.HEAD_SENSOR)
+        self._head_off_limit_s = device.limits.head_off_abort_s or HEAD_OFF_ABORT_S
+        self._head_off_since: float | None = None
+        self._head_off_emitting = 0
 
         self._channel_ids = tuple(c.id for c in device.channels)
         self._zone_ids = tuple(z.id for z in device.zones)
@@ -311,6 +323,11 @@ class RuntimeMonitor:
                     f"the device reports a fault ({_flag_names(flags & _FAULT_FLAGS)})",
                 )
             )
+
+        if active and self._head_sensor:
+            action = self._head_rule(t, tm, running, flags, irr)
+            if action is not None:
+                return self._abort_action(action)
 
         # emitting while commanded off (stuck_on): two consecutive frames, so the tick in
         # which the device switches off is not mistaken for it
@@ -436,6 +453,41 @@ class RuntimeMonitor:
                     time_ms=t.time_ms,
                 )
         return CONTINUE
+
+    def _head_rule(
+        self, t: wire.Telemetry, tm: float, running: bool, flags: int, irr: tuple[float, ...]
+    ) -> MonitorAction | None:
+        """Off the head: the device must pause (no output), and the session ends after
+        ``head_off_abort_s`` (5 minutes) off the head, whatever the device does."""
+        if flags & _HEAD_PRESENT:
+            self._head_off_since = None
+            self._head_off_emitting = 0
+            return None
+        if self._head_off_since is None:
+            self._head_off_since = tm
+        if running and any(v > self._emit_eps for v in irr):
+            # one frame of lag is allowed (the tick in which the device pauses)
+            self._head_off_emitting += 1
+            if self._head_off_emitting >= 2:
+                return self._frame_abort(
+                    t,
+                    "head_off_emitting",
+                    "the cap is off the head but still emits: the device did not pause",
+                )
+        else:
+            self._head_off_emitting = 0
+        off_s = tm - self._head_off_since
+        if off_s >= self._head_off_limit_s:
+            return self._frame_abort(
+                t,
+                "head_off_timeout",
+                f"the cap has been off the head for {off_s:.0f} s (limit "
+                f"{self._head_off_limit_s:g} s)",
+                limit=self._head_off_limit_s,
+                observed=off_s,
+                unit="s",
+            )
+        return None
 
     def on_event(self, e: wire.Event) -> MonitorAction:
         kind = e.kind

@@ -4,7 +4,7 @@ In the manner of AndroidAPS, each constraint sees the :class:`~lllt.plan.Session
 may only *tighten* it (a new plan via ``plan.with_steps(..., reason)``: lower irradiance)
 or *refuse*; each records a :class:`Reason` with its source. Sources run in this order:
 
-``default``      the default limits of REFERENCE.md (:data:`~lllt.safety.limits.DEFAULT_LIMITS`)
+``default``      the default limits (:data:`~lllt.safety.limits.DEFAULT_LIMITS`)
 ``device``       the device's hard limits and capabilities from HELLO_INFO
 ``limits-file``  a user's or clinician's limits file (may only tighten the defaults)
 ``schedule``     the protocol's own schedule (minimum interval, sessions per week)
@@ -28,18 +28,20 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from lllt import wire
+from lllt.dose import floor_to_step, most_dosed
 from lllt.errors import PlanError, PreflightRefused
-from lllt.plan import duration_for_fluence
 from lllt.safety.history import History
 from lllt.safety.limits import (
     DAY,
     DEFAULT_DERATE,
     DEFAULT_LIMITS,
+    LASER_LIMIT_NM,
     SPEC_BY_ATTR,
     WEEK,
     DeratePolicy,
     Limits,
     format_duration,
+    laser_emitter_limit_mw,
     temperature_thresholds,
 )
 from lllt.safety.thermal import ThermalPrediction, predict
@@ -51,9 +53,6 @@ if TYPE_CHECKING:
 SOURCES = ("default", "device", "limits-file", "schedule", "history", "thermal")
 ACTIONS = ("refuse", "tighten", "note")
 
-#: Irradiance goes on the wire in 0.01 mW/cm²; a lowered setpoint is rounded down to it so
-#: that encoding can never round it back above the limit.
-_IRR_QUANTUM = 0.01
 #: Fluence comparisons allow this much for float rounding (J/cm²; the wire unit is µJ/cm²).
 _FLUENCE_EPS = 1e-6
 
@@ -366,7 +365,45 @@ def next_session_allowed_at(
 # --- stage: defaults and limits file (the same checks, two sources) ------------------------
 
 
+#: the band of wavelengths with clinical evidence for scalp treatment (red light from 630
+#: to 680 nm: the LED helmets at 630-660 nm and the laser caps and combs at 650-678 nm);
+#: a session with any channel outside it is research, whatever its file says
+EVIDENCED_BAND_NM = (630, 680)
+
+
+def _outside_band(plan: SessionPlan) -> list[int]:
+    lo, hi = EVIDENCED_BAND_NM
+    return sorted(
+        {
+            sp.wavelength_nm
+            for step in plan.steps
+            for sp in step.setpoints
+            if sp.irradiance_mw_cm2 > 0 and not lo <= sp.wavelength_nm <= hi
+        }
+    )
+
+
 def _defaults(ctx: _Ctx, plan: SessionPlan) -> SessionPlan:
+    outside = _outside_band(plan)
+    if outside and not ctx.rules.research:
+        lo, hi = EVIDENCED_BAND_NM
+        nm = ", ".join(f"{wl} nm" for wl in outside)
+        if ctx.research_ok:
+            ctx.add(
+                "default",
+                "research_wavelength",
+                f"{nm} lies outside the clinically evidenced band ({lo}-{hi} nm); accepted "
+                "as research because the research flag was given",
+                action="note",
+            )
+        else:
+            ctx.add(
+                "default",
+                "research_wavelength",
+                f"{nm} lies outside the clinically evidenced band ({lo}-{hi} nm), so this is "
+                "research use even though the file does not say so; run it with --research "
+                "(research_ok=True) only if you mean to",
+            )
     if ctx.rules.research:
         if ctx.research_ok:
             ctx.add(
@@ -380,8 +417,8 @@ def _defaults(ctx: _Ctx, plan: SessionPlan) -> SessionPlan:
             ctx.add(
                 "default",
                 "research_flag",
-                f"{name} is a research protocol (REFERENCE.md: research use needs an explicit "
-                "flag); run it with --research (research_ok=True) only if you mean to",
+                f"{name} is a research protocol (research use needs an explicit flag); run "
+                "it with --research (research_ok=True) only if you mean to",
             )
     return _limit_checks(ctx, plan, DEFAULT_LIMITS, "default", None)
 
@@ -442,7 +479,55 @@ def _limit_checks(
                     observed=f,
                     unit="J/cm²",
                 )
+    if wanted("max_total_fluence_session_j_cm2"):
+        _total_fluence(ctx, plan, lim, source, origin)
     return plan
+
+
+def _total_fluence(
+    ctx: _Ctx, plan: SessionPlan, lim: Limits, source: str, origin: Callable[[str], str]
+) -> None:
+    """The fluence a zone receives over all wavelengths together, against its own limit.
+
+    The per-wavelength limit alone would let a three-colour helmet give three times the
+    top of the 1-10 J/cm² range in one session; this limit bounds the sum per zone.
+    """
+    device = ctx.device
+    cap = lim.max_total_fluence_session_j_cm2
+    per = lim.max_fluence_session_j_cm2
+    fluence = plan.fluence_by_channel()
+    zone_of = {ch_id: device.channel(ch_id).zone for ch_id in fluence}
+    by_zone = {
+        zone: most_dosed(
+            {ch: f for ch, f in fluence.items() if zone_of[ch] == zone}, device.channel_wavelength
+        )
+        for zone in dict.fromkeys(zone_of.values())
+    }
+    worst = max(by_zone.items(), key=lambda kv: sum(kv[1].values()), default=None)
+    if worst is None:
+        return
+    zone, waves = worst
+    total = sum(waves.values())
+    if total <= cap + _FLUENCE_EPS:
+        return
+    parts = " + ".join(f"{wl} nm {f:.2f}" for wl, f in sorted(waves.items()))
+    over = [wl for wl, f in sorted(waves.items()) if f > per + _FLUENCE_EPS]
+    each = (
+        f"({', '.join(f'{wl} nm' for wl in over)} also above the {per:g} J/cm² "
+        "per-wavelength limit)"
+        if over
+        else f"(each wavelength is within the {per:g} J/cm² per-wavelength limit)"
+    )
+    ctx.add(
+        source,
+        "session_total_fluence",
+        f"zone {device.zone_name(zone)}: the session delivers {parts} = {total:.2f} J/cm² "
+        f"over all wavelengths, above the {cap:g} J/cm² total per-session limit "
+        f"({origin('max_total_fluence_session_j_cm2')}) {each}",
+        limit=cap,
+        observed=total,
+        unit="J/cm²",
+    )
 
 
 def _origin(source: str, limits: Limits) -> Callable[[str], str]:
@@ -501,21 +586,54 @@ def _pulse_range(
 def _laser_cap(
     ctx: _Ctx, plan: SessionPlan, cap_mw: float, source: str, origin: Callable[[str], str]
 ) -> SessionPlan:
+    """Each laser emitter within the IEC 60825-1 Class 3R limit of its wavelength.
+
+    LEDs are not lasers (IEC 62471 applies to them) and get no per-emitter limit here.
+    """
     device = ctx.device
+    lo, hi = LASER_LIMIT_NM
+    refused: set[int] = set()
+    for step in plan.steps:
+        for sp in step.setpoints:
+            ch = device.channel(sp.channel)
+            if ch.kind != "laser" or sp.irradiance_mw_cm2 <= 0 or ch.id in refused:
+                continue
+            if laser_emitter_limit_mw(ch.wavelength_nm, cap_mw) is None:
+                refused.add(ch.id)
+                ctx.add(
+                    source,
+                    "laser_emitter_power",
+                    f"channel {ch.id} is a laser at {ch.wavelength_nm} nm, outside the "
+                    f"{lo:g}-{hi:g} nm for which lllt knows the IEC 60825-1 accessible "
+                    "emission limit, so the session is refused",
+                    observed=float(ch.wavelength_nm),
+                    unit="nm",
+                )
 
     def limit(sp: Setpoint) -> float:
         ch = device.channel(sp.channel)
         if ch.kind != "laser" or ch.emitter_max_mw <= 0:
             return math.inf
+        cap = laser_emitter_limit_mw(ch.wavelength_nm, cap_mw)
+        if cap is None:
+            return math.inf  # refused above
         # emitter power scales with irradiance: full calibrated output = emitter_max_mw
-        return cap_mw / ch.emitter_max_mw * ch.max_irradiance_mw_cm2
+        return cap / ch.emitter_max_mw * ch.max_irradiance_mw_cm2
 
     def why(sp: Setpoint, old: float, new: float) -> str:
         ch = device.channel(sp.channel)
         power = old / ch.max_irradiance_mw_cm2 * ch.emitter_max_mw
+        cap = laser_emitter_limit_mw(ch.wavelength_nm, cap_mw) or 0.0
+        if ch.wavelength_nm <= 700:
+            rule = f"the {cap:g} mW limit for lasers at 400-700 nm"
+        else:
+            rule = (
+                f"the {cap:.2f} mW limit for lasers at {ch.wavelength_nm} nm "
+                f"({cap_mw:g} mW x 0.39 x C4, C4 = 10^(0.002 x ({ch.wavelength_nm} - 700)))"
+            )
         return (
-            f"each laser emitter would emit {power:.2f} mW, above the {cap_mw:g} mW visible "
-            f"laser limit ({origin('max_laser_emitter_mw')})"
+            f"each {ch.wavelength_nm} nm laser emitter would emit {power:.2f} mW, above "
+            f"{rule}, IEC 60825-1 Class 3R ({origin('max_laser_emitter_mw')})"
         )
 
     return _clamp(ctx, plan, source, "laser_emitter_power", limit, why, unit="mW/cm²")
@@ -540,7 +658,7 @@ def _clamp(
         for sp in step.setpoints:
             lim = limit_of(sp)
             if sp.irradiance_mw_cm2 > lim + 1e-9:
-                new = math.floor(lim / _IRR_QUANTUM + 1e-9) * _IRR_QUANTUM
+                new = floor_to_step(lim)
                 groups.setdefault((sp.irradiance_mw_cm2, new), []).append(sp)
                 sps.append(replace(sp, irradiance_mw_cm2=new))
             else:
@@ -549,7 +667,7 @@ def _clamp(
             new_steps.append(step)
             continue
         changed_any = True
-        new_step = _rebuild(step, tuple(sps))
+        new_step = step.with_setpoints(tuple(sps))
         for (old, new), members in groups.items():
             wls = sorted({m.wavelength_nm for m in members})
             chans = ", ".join(str(m.channel) for m in members)
@@ -588,8 +706,8 @@ def _dose_effect(device: DeviceInfo, old: Step, new: Step) -> str:
             f"{format_duration(new.expected_duration_s)} instead of "
             f"{format_duration(old.expected_duration_s)}"
         )
-    before = _by_wavelength(device, old.channel_fluence())
-    after = _by_wavelength(device, new.channel_fluence())
+    before = most_dosed(old.channel_fluence(), device.channel_wavelength)
+    after = most_dosed(new.channel_fluence(), device.channel_wavelength)
     changes = [
         f"{wl} nm {after.get(wl, 0.0):.2f} J/cm² instead of {f:.2f}"
         for wl, f in sorted(before.items())
@@ -598,35 +716,6 @@ def _dose_effect(device: DeviceInfo, old: Step, new: Step) -> str:
     if not changes:
         return ""
     return "; this duration phase now delivers " + ", ".join(changes)
-
-
-def _by_wavelength(device: DeviceInfo, per_channel: dict[int, float]) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for ch, f in per_channel.items():
-        wl = device.channel(ch).wavelength_nm
-        out[wl] = max(out.get(wl, 0.0), f)
-    return out
-
-
-def _rebuild(step: Step, setpoints: tuple[Setpoint, ...]) -> Step:
-    """The step with other setpoints and its expectations recomputed."""
-    new = replace(step, setpoints=setpoints)
-    if step.kind == wire.StepKind.FLUENCE:
-        needed = [
-            duration_for_fluence(
-                sp.fluence_target_j_cm2, sp.irradiance_mw_cm2, step.duty_pct, step.ramp_s
-            )
-            for sp in setpoints
-            if sp.fluence_target_j_cm2 > 0 and sp.irradiance_mw_cm2 > 0
-        ]
-        if any(sp.fluence_target_j_cm2 > 0 and sp.irradiance_mw_cm2 <= 0 for sp in setpoints):
-            needed.append(math.inf)
-        new = replace(new, expected_duration_s=max(needed, default=step.expected_duration_s))
-    per_wl: dict[int, float] = {}
-    fl = new.channel_fluence()
-    for sp in setpoints:
-        per_wl[sp.wavelength_nm] = max(per_wl.get(sp.wavelength_nm, 0.0), fl.get(sp.channel, 0.0))
-    return replace(new, expected_fluence_j_cm2=per_wl)
 
 
 def _where(index: int, step: Step) -> str:

@@ -1,4 +1,4 @@
-"""Thermal prediction: the device's two-node zone model, solved on the host (DESIGN §6).
+"""Thermal prediction: the device's two-node zone model, solved on the host (docs/safety.md).
 
 Each zone of a cap is an emitter board (node b) pressed on a scalp contact layer (node s),
 the board coupled to ambient air and the scalp to perfused tissue at ``t_core``

@@ -1,4 +1,4 @@
-"""Transports by URL scheme (DESIGN §3, STYLE 1).
+"""Transports by URL scheme.
 
 A device is a URL: ``sim://reference-cap?speed=max&seed=1``, ``serial:///dev/ttyACM0``,
 ``socket://127.0.0.1:7878``. Each scheme is one module, imported only when a URL of that
@@ -22,14 +22,20 @@ if TYPE_CHECKING:
 #: scheme -> (module, class); modules are imported lazily
 SCHEMES: dict[str, tuple[str, str]] = {
     "sim": ("lllt.transport.sim", "SimTransport"),
+    "fw": ("lllt.transport.fw", "FwTransport"),
     "serial": ("lllt.transport.serial", "SerialTransport"),
     "socket": ("lllt.transport.socket", "SocketTransport"),
+    "ble": ("lllt.transport.ble", "BleTransport"),
+    "blesim": ("lllt.transport.ble", "BleSimTransport"),
 }
 
 FORMS = (
     "sim://PROFILE[?speed=max|N&seed=N&faults=SPEC&ambient=C]",
+    "fw://PROFILE[?speed=max|N&seed=N&faults=SPEC&ambient=C]",
     "serial:///dev/ttyACM0[?baud=115200]",
     "socket://HOST:PORT",
+    "ble://ADDRESS or ble://NAME[?timeout=20]",
+    "blesim://PROFILE[?mtu=23|247&speed=max]",
 )
 
 
@@ -122,11 +128,11 @@ def make_transport(url: str | DeviceURL) -> Transport:
 def wants_virtual_clock(url: str | DeviceURL) -> tuple[bool, float | None]:
     """(virtual, speed) for the event loop that should run a connection to ``url``.
 
-    Only an in-process simulator runs on the virtual clock; anything with real I/O runs
-    on asyncio's ordinary loop.
+    Only an in-process device (the simulator, or the firmware library under ``fw://``) runs
+    on the virtual clock; anything with real I/O runs on asyncio's ordinary loop.
     """
     parsed = url if isinstance(url, DeviceURL) else parse_url(url)
-    if parsed.scheme != "sim":
+    if parsed.scheme not in ("sim", "fw", "blesim"):
         return False, None
     from lllt.transport.sim import parse_speed
 

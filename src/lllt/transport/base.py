@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from lllt.errors import LinkLost, NotConnected, URLError
 from lllt.transport import DeviceURL
+
+if TYPE_CHECKING:
+    from lllt.linkfault import LinkFaults
 
 
 def _ignore_data(data: bytes) -> None:
@@ -31,8 +34,14 @@ class Transport(ABC):
     OPTIONS: ClassVar[dict[str, str]] = {}
     FORM: ClassVar[str] = ""
 
+    #: options every transport takes: the link fault layer (``lllt.linkfault``)
+    COMMON_OPTIONS: ClassVar[dict[str, str]] = {
+        "link": "link faults, e.g. drop,to=host,type=STARTED,n=1",
+        "link_seed": "seed of the link faults' draws",
+    }
+
     def __init__(self, url: DeviceURL) -> None:
-        unknown = set(url.options) - set(self.OPTIONS)
+        unknown = set(url.options) - set(self.OPTIONS) - set(self.COMMON_OPTIONS)
         if unknown:
             allowed = ", ".join(f"{k} ({v})" for k, v in self.OPTIONS.items()) or "none"
             raise URLError(
@@ -46,6 +55,16 @@ class Transport(ABC):
         self._on_data: Callable[[bytes], None] = _ignore_data
         self._on_lost: Callable[[BaseException | None], None] = _ignore_lost
         self._lost_reason: BaseException | None = None
+        self.link_faults: LinkFaults | None = None
+        self._opened_at = 0.0
+        spec = url.options.get("link")
+        if spec is not None:
+            from lllt.linkfault import LinkFaults
+
+            seed_text = url.options.get("link_seed", "0")
+            if not seed_text.isdigit():
+                raise URLError(f"link_seed={seed_text!r} in {url.url!r} is not a whole number")
+            self.link_faults = LinkFaults.parse(spec, seed=int(seed_text))
 
     # --- what the client calls -------------------------------------------------------
     def set_receiver(
@@ -60,6 +79,11 @@ class Transport(ABC):
         await self._open()
         self.is_open = True
         self._lost_reason = None
+        if self.link_faults is not None:
+            import asyncio
+
+            self.link_faults.reset()
+            self._opened_at = asyncio.get_running_loop().time()
 
     async def close(self) -> None:
         if not self.is_open:
@@ -79,7 +103,10 @@ class Transport(ABC):
                 raise LinkLost(f"the link to {self.url.url} is lost: {self._lost_reason}")
             raise NotConnected(f"{self.url.url} is not open")
         self.bytes_out += len(data)
-        self._write(data)
+        if self.link_faults is None:
+            self._write(data)
+        else:
+            self._through_faults(data, "device")
 
     @property
     def clock_rate_hint(self) -> float | None:
@@ -92,7 +119,31 @@ class Transport(ABC):
     # --- what subclasses call ----------------------------------------------------------
     def _received(self, data: bytes) -> None:
         self.bytes_in += len(data)
-        self._on_data(data)
+        if self.link_faults is None:
+            self._on_data(data)
+        else:
+            self._through_faults(data, "host")
+
+    def _through_faults(self, data: bytes, to: str) -> None:
+        import asyncio
+
+        faults = self.link_faults
+        assert faults is not None
+        loop = asyncio.get_running_loop()
+        deliver = self._write if to == "device" else self._on_data
+        for v in faults.process(data, to, loop.time() - self._opened_at):
+            for _ in range(v.copies):
+                if v.delay_s > 0:
+                    loop.call_later(v.delay_s, self._late, deliver, v.data)
+                else:
+                    deliver(v.data)
+        if faults.cut and self.is_open:
+            faults.cut = False
+            self._lost(ConnectionError("the link was cut (link fault)"))
+
+    def _late(self, deliver: Callable[[bytes], None], data: bytes) -> None:
+        if self.is_open:
+            deliver(data)
 
     def _lost(self, exc: BaseException | None) -> None:
         if not self.is_open:

@@ -3,6 +3,11 @@
 pyserial opens and configures the port (raw mode, baud rate, exclusive lock); the bytes
 then move through the file descriptor with the event loop's reader callbacks, so a
 reply is handed to the client the moment it arrives.
+
+Where the event loop has no reader callbacks (Windows' proactor loop) or the port has no
+file descriptor (Windows COM ports), a reader thread blocks in pyserial's ``read`` and
+hands each chunk to the loop with ``call_soon_threadsafe``; writes go through pyserial.
+``LLLT_SERIAL_READER=thread`` forces that path anywhere (the tests use it on Linux).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import threading
 from typing import Any, ClassVar
 
 from lllt.errors import ConnectionFailed, URLError
@@ -40,6 +46,10 @@ class SerialTransport(Transport):
         self._fd = -1
         self._out = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        #: "fd" (event loop reader callbacks) or "thread" (a reader thread), once open
+        self.reader = ""
 
     async def _open(self) -> None:
         import serial  # pyserial, imported only when a serial URL is opened
@@ -59,10 +69,47 @@ class SerialTransport(Transport):
                 advice="Check the cable and the path; `lllt devices` lists the serial ports here.",
             ) from err
         self._serial = ser
-        self._fd = ser.fileno()
-        os.set_blocking(self._fd, False)
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._fd, self._readable)
+        if os.environ.get("LLLT_SERIAL_READER", "").lower() != "thread":
+            try:
+                fd = ser.fileno()
+                self._loop.add_reader(fd, self._readable)
+            except (NotImplementedError, AttributeError, OSError, ValueError):
+                pass  # no reader callbacks here (Windows): the thread below
+            else:
+                self._fd = fd
+                os.set_blocking(fd, False)
+                self.reader = "fd"
+                return
+        self._start_thread(ser)
+
+    # --- the reader thread (no loop.add_reader) ---------------------------------------------
+    def _start_thread(self, ser: Any) -> None:
+        ser.timeout = 0.05  # a blocking read that wakes up to see a close
+        ser.write_timeout = 2.0
+        self.reader = "thread"
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._read_loop, args=(ser,), name=f"lllt-serial:{self.path}", daemon=True
+        )
+        self._thread.start()
+
+    def _read_loop(self, ser: Any) -> None:
+        loop = self._loop
+        assert loop is not None
+        while not self._stop.is_set():
+            try:
+                data = ser.read(max(1, ser.in_waiting))
+            except Exception as err:  # SerialException, OSError: unplugged, pty closed
+                if not self._stop.is_set():
+                    with contextlib.suppress(RuntimeError):  # the loop is closed
+                        loop.call_soon_threadsafe(self._drop, err)
+                return
+            if data and not self._stop.is_set():
+                try:
+                    loop.call_soon_threadsafe(self._received, bytes(data))
+                except RuntimeError:  # the loop is closed
+                    return
 
     def _readable(self) -> None:
         try:
@@ -78,6 +125,13 @@ class SerialTransport(Transport):
         self._received(data)
 
     def _write(self, data: bytes) -> None:
+        if self.reader == "thread":
+            try:
+                self._serial.write(data)
+            except Exception as err:
+                self._drop(err)
+                raise ConnectionFailed(f"writing to {self.path} failed: {err}") from err
+            return
         if self._out:
             self._out += data
             return
@@ -113,6 +167,13 @@ class SerialTransport(Transport):
         if self._loop is not None and self._fd >= 0:
             self._loop.remove_reader(self._fd)
             self._loop.remove_writer(self._fd)
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if self._serial is not None and thread is not None:
+            with contextlib.suppress(Exception):
+                self._serial.cancel_read()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(1.0)
         if self._serial is not None:
             with contextlib.suppress(OSError):
                 self._serial.close()

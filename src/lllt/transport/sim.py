@@ -46,6 +46,7 @@ class SimTransport(Transport):
         "ambient": "ambient temperature in degC, default 25",
         "key": "device key in hex (default: the development key)",
         "state": "file keeping the simulated device's records between runs",
+        "button": "held: the cap's button is held (it takes a new key over a wired link)",
     }
     FORM: ClassVar[str] = "sim://PROFILE[?speed=max|N&seed=N&faults=SPEC&ambient=C]"
 
@@ -74,6 +75,10 @@ class SimTransport(Transport):
             self.key = bytes.fromhex(key) if key else None
         except ValueError:
             raise URLError(f"key in {url.url!r} is not hexadecimal") from None
+        button = url.option("button", "released")
+        if button not in ("held", "released"):
+            raise URLError(f"button={button!r} in {url.url!r} is not held or released")
+        self.button_held = button == "held"
         self.faults = url.option("faults", "") or ""
         self.state_file = url.option("state")
         self.device: Any = None
@@ -107,6 +112,7 @@ class SimTransport(Transport):
                 key=self.key,
                 clock_rate=0.0 if virtual else 1.0,
                 state_file=self.state_file,
+                button_held=self.button_held,
             )
         except ProfileError:
             raise URLError(
@@ -133,6 +139,8 @@ class SimTransport(Transport):
         # device (its link faults, such as link_drop, are simulated inside it)
         if self.device is None:
             await self.open()
+        if self.link_faults is not None:
+            self.link_faults.reset()
         self.is_open = True
         self._lost_reason = None
 

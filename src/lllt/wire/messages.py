@@ -1,0 +1,636 @@
+"""Every other message of wire protocol v1, and :data:`MESSAGE_TYPES`."""
+
+from __future__ import annotations
+
+import functools
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, ClassVar
+
+from lllt.wire.base import _U16, _U32, Message, _enum, _fixed, _fl, _irr, _temp
+from lllt.wire.constants import (
+    KEY_SIZE,
+    MAX_RECORDS,
+    NO_INDEX,
+    PROTOCOL_MAJOR,
+    PROTOCOL_MINOR,
+    TEMP_UNKNOWN,
+    WireError,
+)
+from lllt.wire.description import HelloInfo
+from lllt.wire.enums import (
+    AbortReason,
+    EventKind,
+    LinkPolicy,
+    MsgType,
+    NackCode,
+    Outcome,
+    State,
+    StepKind,
+    TelemetryFlag,
+)
+from lllt.wire.framing import _utf8_cut
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    TYPE: ClassVar[MsgType] = MsgType.HELLO
+    major: int = PROTOCOL_MAJOR
+    minor: int = PROTOCOL_MINOR
+
+    def payload(self) -> bytes:
+        return bytes((self.major, self.minor))
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Hello:
+        # tolerate longer payloads from newer hosts: the first two bytes are frozen
+        if len(payload) < 2:
+            raise WireError("HELLO payload must start with major and minor version")
+        return cls(payload[0], payload[1])
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSetpoint:
+    channel: int  # channel id
+    irradiance_mw_cm2: float  # on-state irradiance at the scalp
+    fluence_target_j_cm2: float = 0.0  # FLUENCE steps: this channel stops at its target
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    kind: StepKind
+    duration_ms: int  # DURATION: exact length; FLUENCE: the most it may run
+    ramp_ms: int  # linear rise from 0 to the setpoints at the start of the step
+    pulse_hz: float  # 0 = continuous wave
+    duty_pct: float  # 100 = continuous wave
+    setpoints: tuple[ChannelSetpoint, ...]
+
+
+_PLAN_HEAD = struct.Struct("<IBIB")
+_STEP_HEAD = struct.Struct("<BIIIHB")
+_SETPOINT = struct.Struct("<BHI")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPlan(Message):
+    """The whole session: the device runs it on its own clock after START."""
+
+    TYPE: ClassVar[MsgType] = MsgType.UPLOAD_PLAN
+    plan_id: int
+    policy: LinkPolicy
+    lease_ms: int
+    steps: tuple[PlanStep, ...]
+
+    def payload(self) -> bytes:
+        out = bytearray(_PLAN_HEAD.pack(self.plan_id, self.policy, self.lease_ms, len(self.steps)))
+        for s in self.steps:
+            out += _STEP_HEAD.pack(
+                s.kind,
+                s.duration_ms,
+                s.ramp_ms,
+                round(s.pulse_hz * 1000),
+                round(s.duty_pct * 100),
+                len(s.setpoints),
+            )
+            for sp in s.setpoints:
+                out += _SETPOINT.pack(
+                    sp.channel, _irr(sp.irradiance_mw_cm2), _fl(sp.fluence_target_j_cm2)
+                )
+        return bytes(out)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> UploadPlan:
+        try:
+            plan_id, policy, lease, n = _PLAN_HEAD.unpack_from(payload, 0)
+            off = _PLAN_HEAD.size
+            steps = []
+            for _ in range(n):
+                kind, dur, ramp, mhz, duty, nsp = _STEP_HEAD.unpack_from(payload, off)
+                off += _STEP_HEAD.size
+                sps = []
+                for _ in range(nsp):
+                    ch, irr, tgt = _SETPOINT.unpack_from(payload, off)
+                    off += _SETPOINT.size
+                    sps.append(ChannelSetpoint(ch, irr / 100, tgt / 1e6))
+                steps.append(
+                    PlanStep(_enum(StepKind, kind), dur, ramp, mhz / 1000, duty / 100, tuple(sps))
+                )
+        except struct.error as err:
+            raise WireError(f"UPLOAD_PLAN payload is truncated: {err}") from None
+        if off != len(payload):
+            raise WireError(f"UPLOAD_PLAN has {len(payload) - off} unexpected trailing bytes")
+        return cls(plan_id, _enum(LinkPolicy, policy), lease, tuple(steps))
+
+
+@dataclass(frozen=True, slots=True)
+class Start(Message):
+    """Start the loaded plan. Idempotent: a second START of the same id starts nothing."""
+
+    TYPE: ClassVar[MsgType] = MsgType.START
+    plan_id: int
+
+    def payload(self) -> bytes:
+        return _U32.pack(self.plan_id)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Start:
+        _fixed(cls, 4, payload)
+        return cls(_U32.unpack(payload)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Pause(Message):
+    TYPE: ClassVar[MsgType] = MsgType.PAUSE
+
+
+@dataclass(frozen=True, slots=True)
+class Resume(Message):
+    TYPE: ClassVar[MsgType] = MsgType.RESUME
+
+
+@dataclass(frozen=True, slots=True)
+class Abort(Message):
+    """Emitters off and end the session. Always accepted, authenticated or not."""
+
+    TYPE: ClassVar[MsgType] = MsgType.ABORT
+    reason: AbortReason = AbortReason.UNSPECIFIED
+
+    def payload(self) -> bytes:
+        return bytes((self.reason,))
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Abort:
+        _fixed(cls, 1, payload)
+        try:
+            reason = AbortReason(payload[0])
+        except ValueError:
+            reason = AbortReason.UNSPECIFIED  # an abort is never refused
+        return cls(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Message):
+    TYPE: ClassVar[MsgType] = MsgType.HEARTBEAT
+
+
+@dataclass(frozen=True, slots=True)
+class SetTelemetry(Message):
+    TYPE: ClassVar[MsgType] = MsgType.SET_TELEMETRY
+    period_ms: int  # 0 = off
+
+    def payload(self) -> bytes:
+        return _U16.pack(self.period_ms)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> SetTelemetry:
+        _fixed(cls, 2, payload)
+        return cls(_U16.unpack(payload)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Derate(Message):
+    """Scale every setpoint by ``permille``/1000 from now on (lowering needs no auth)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.DERATE
+    permille: int
+
+    def payload(self) -> bytes:
+        return _U16.pack(self.permille)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Derate:
+        _fixed(cls, 2, payload)
+        return cls(_U16.unpack(payload)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus(Message):
+    TYPE: ClassVar[MsgType] = MsgType.GET_STATUS
+
+
+@dataclass(frozen=True, slots=True)
+class GetRecords(Message):
+    TYPE: ClassVar[MsgType] = MsgType.GET_RECORDS
+    max_count: int = MAX_RECORDS
+
+    def payload(self) -> bytes:
+        return bytes((self.max_count,))
+
+    @classmethod
+    def parse(cls, payload: bytes) -> GetRecords:
+        _fixed(cls, 1, payload)
+        return cls(payload[0])
+
+
+@dataclass(frozen=True, slots=True)
+class ClearFault(Message):
+    TYPE: ClassVar[MsgType] = MsgType.CLEAR_FAULT
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionKey(Message):
+    """A new 32-byte device key; accepted over the wired link in a provisioning state."""
+
+    TYPE: ClassVar[MsgType] = MsgType.PROVISION_KEY
+    key: bytes
+
+    def payload(self) -> bytes:
+        return bytes(self.key)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> ProvisionKey:
+        _fixed(cls, KEY_SIZE, payload)
+        return cls(bytes(payload))
+
+
+class RecordOp(IntEnum):
+    COUNT = 1  # RECORD_COUNT of the records with sequence number >= from_seq
+    REPORT = 2  # ACK, then RECORD for each record with seq >= from_seq, then RECORDS_END
+    ABORT = 3  # stop the report under way (RECORDS_END ABORTED); ACK even with none
+
+
+class RecordsEndStatus(IntEnum):
+    DONE = 0
+    ABORTED = 1
+
+
+_RECORD_ACCESS = struct.Struct("<BI")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordAccess(Message):
+    TYPE: ClassVar[MsgType] = MsgType.RECORD_ACCESS
+    op: RecordOp
+    from_seq: int = 0
+
+    def payload(self) -> bytes:
+        return _RECORD_ACCESS.pack(self.op, self.from_seq)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> RecordAccess:
+        _fixed(cls, _RECORD_ACCESS.size, payload)
+        op, from_seq = _RECORD_ACCESS.unpack(payload)
+        if op not in RecordOp._value2member_map_:
+            raise WireError(f"unknown record access op {op}")
+        return cls(RecordOp(op), from_seq)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCount(Message):
+    TYPE: ClassVar[MsgType] = MsgType.RECORD_COUNT
+    count: int
+
+    def payload(self) -> bytes:
+        return _U16.pack(self.count)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> RecordCount:
+        _fixed(cls, 2, payload)
+        return cls(_U16.unpack(payload)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(Message):
+    TYPE: ClassVar[MsgType] = MsgType.ACK
+
+
+_NACK = struct.Struct("<BBii")
+
+
+@dataclass(frozen=True, slots=True)
+class Nack(Message):
+    TYPE: ClassVar[MsgType] = MsgType.NACK
+    code: NackCode
+    channel: int = NO_INDEX  # channel id the refusal is about, 0xFF = none
+    limit: int = 0  # in the unit of the code (see docs/wire-protocol.md)
+    observed: int = 0
+    detail: str = ""
+
+    def payload(self) -> bytes:
+        return _NACK.pack(self.code, self.channel, self.limit, self.observed) + _utf8_cut(
+            self.detail, 64
+        )
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Nack:
+        if len(payload) < _NACK.size:
+            raise WireError("NACK payload is truncated")
+        code, ch, limit, observed = _NACK.unpack_from(payload)
+        try:
+            nack_code: Any = NackCode(code)
+        except ValueError:
+            nack_code = code  # a newer device's code: keep the number
+        detail = payload[_NACK.size :].decode("utf-8", errors="replace")
+        return cls(nack_code, ch, limit, observed, detail)
+
+
+class StartResult(IntEnum):
+    STARTED = 0
+    ALREADY_RUNNING = 1
+    ALREADY_FINISHED = 2
+
+
+_STARTED = struct.Struct("<IBI")
+
+
+@dataclass(frozen=True, slots=True)
+class Started(Message):
+    TYPE: ClassVar[MsgType] = MsgType.STARTED
+    plan_id: int
+    result: StartResult
+    start_ms: int  # device time the session started
+
+    def payload(self) -> bytes:
+        return _STARTED.pack(self.plan_id, self.result, self.start_ms)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Started:
+        _fixed(cls, _STARTED.size, payload)
+        pid, res, t = _STARTED.unpack(payload)
+        return cls(pid, _enum(StartResult, res), t)
+
+
+_TEL_HEAD = struct.Struct("<IHBBIHHHIIBB")
+
+
+_STATES = tuple(State)
+_FLAGS: dict[int, TelemetryFlag] = {}
+
+
+@functools.cache
+def _tel_body(n: int, nz: int) -> struct.Struct:
+    return struct.Struct(f"<{'HHI' * n}{nz + 1}h")
+
+
+_TEL_CH = struct.Struct("<HHI")
+_I16 = struct.Struct("<h")
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry(Message):
+    """One telemetry sample. Arrays follow the order of HELLO's channel and zone tables."""
+
+    TYPE: ClassVar[MsgType] = MsgType.TELEMETRY
+    time_ms: int  # device time since boot
+    boot_count: int
+    state: State
+    step: int  # index of the running step, 0xFF = none
+    plan_id: int
+    flags: TelemetryFlag
+    derate_permille: int
+    supply_mv: int
+    elapsed_ms: int  # time the session has been running (pauses excluded)
+    step_elapsed_ms: int
+    setpoint: tuple[float, ...]  # mW/cm² currently commanded (ramp and derate applied)
+    irradiance: tuple[float, ...]  # mW/cm² measured on-state output
+    fluence: tuple[float, ...]  # J/cm² delivered this session
+    temperature: tuple[float | None, ...]  # °C scalp contact per zone; None = no reading
+    ambient: float | None  # °C; None = no ambient sensor
+
+    def payload(self) -> bytes:
+        n = len(self.setpoint)
+        parts = [
+            _TEL_HEAD.pack(
+                self.time_ms,
+                self.boot_count,
+                self.state,
+                self.step,
+                self.plan_id,
+                int(self.flags),
+                self.derate_permille,
+                self.supply_mv,
+                self.elapsed_ms,
+                self.step_elapsed_ms,
+                n,
+                len(self.temperature),
+            )
+        ]
+        for i in range(n):
+            parts.append(
+                _TEL_CH.pack(_irr(self.setpoint[i]), _irr(self.irradiance[i]), _fl(self.fluence[i]))
+            )
+        for t in self.temperature:
+            parts.append(_I16.pack(_temp(t)))
+        parts.append(_I16.pack(_temp(self.ambient)))
+        return b"".join(parts)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Telemetry:
+        try:
+            (t, boots, state, step, pid, flags, derate, mv, el, sel, n, nz) = _TEL_HEAD.unpack_from(
+                payload, 0
+            )
+        except struct.error:
+            raise WireError("TELEMETRY payload is truncated") from None
+        expect = _TEL_HEAD.size + n * _TEL_CH.size + 2 * nz + 2
+        if len(payload) != expect:
+            raise WireError(f"{cls.TYPE.name} payload must be {expect} bytes, got {len(payload)}")
+        vals = _tel_body(n, nz).unpack_from(payload, _TEL_HEAD.size)
+        # every frame goes through here: list comprehensions and cached enum members
+        temps = [None if v == TEMP_UNKNOWN else v / 100 for v in vals[3 * n :]]
+        try:
+            state_member = _STATES[state]
+        except IndexError:
+            raise WireError(f"{state} is not a valid State") from None
+        flag = _FLAGS.get(flags)
+        if flag is None:
+            flag = _FLAGS.setdefault(flags, TelemetryFlag(flags))
+        return cls(
+            t,
+            boots,
+            state_member,
+            step,
+            pid,
+            flag,
+            derate,
+            mv,
+            el,
+            sel,
+            tuple([v / 100 for v in vals[0 : 3 * n : 3]]),
+            tuple([v / 100 for v in vals[1 : 3 * n : 3]]),
+            tuple([v / 1e6 for v in vals[2 : 3 * n : 3]]),
+            tuple(temps[:nz]),
+            temps[nz],
+        )
+
+    @property
+    def emitting(self) -> bool:
+        return bool(self.flags & TelemetryFlag.EMITTING)
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Telemetry):
+    """Reply to GET_STATUS: a telemetry sample taken now (same layout)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.STATUS
+
+
+_EVENT = struct.Struct("<IBBBii")
+
+
+@dataclass(frozen=True, slots=True)
+class Event(Message):
+    TYPE: ClassVar[MsgType] = MsgType.EVENT
+    time_ms: int
+    kind: EventKind
+    a: int = 0
+    b: int = NO_INDEX
+    value: int = 0
+    limit: int = 0
+
+    def payload(self) -> bytes:
+        return _EVENT.pack(self.time_ms, self.kind, self.a, self.b, self.value, self.limit)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Event:
+        _fixed(cls, _EVENT.size, payload)
+        t, kind, a, b, v, lim = _EVENT.unpack(payload)
+        try:
+            k: Any = EventKind(kind)
+        except ValueError:
+            k = kind  # newer device: keep the number, the host logs it as unknown
+        return cls(t, k, a, b, v, lim)
+
+
+_RECORD = struct.Struct("<IHIIBBIB")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """The device's own account of one session, kept across reboots."""
+
+    plan_id: int
+    boot_count: int  # boot during which the session started
+    start_ms: int
+    end_ms: int  # 0 while running
+    outcome: Outcome
+    reason: int  # AbortReason for ABORTED, Interlock for INTERLOCK, else 0
+    emitting_ms: int
+    fluence: tuple[float, ...]  # J/cm² per channel, HELLO table order
+
+
+@dataclass(frozen=True, slots=True)
+class Record(Message):
+    """One record of a RECORD_ACCESS report: ``seq u32`` + the record (RECORDS layout)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.RECORD
+    seq: int
+    record: SessionRecord
+
+    def payload(self) -> bytes:
+        return _U32.pack(self.seq) + Records((self.record,)).payload()[1:]
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Record:
+        if len(payload) < 4:
+            raise WireError("RECORD payload too short")
+        recs = Records.parse(b"\x01" + payload[4:]).records
+        return cls(_U32.unpack_from(payload)[0], recs[0])
+
+
+_RECORDS_END = struct.Struct("<BHI")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsEnd(Message):
+    """The end of a report: status, records sent, the last sequence number sent (0: none)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.RECORDS_END
+    status: RecordsEndStatus
+    count: int
+    last_seq: int
+
+    def payload(self) -> bytes:
+        return _RECORDS_END.pack(self.status, self.count, self.last_seq)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> RecordsEnd:
+        _fixed(cls, _RECORDS_END.size, payload)
+        status, count, last = _RECORDS_END.unpack(payload)
+        return cls(_enum(RecordsEndStatus, status), count, last)
+
+
+@dataclass(frozen=True, slots=True)
+class Records(Message):
+    """Reply to GET_RECORDS: newest first."""
+
+    TYPE: ClassVar[MsgType] = MsgType.RECORDS
+    records: tuple[SessionRecord, ...]
+
+    def payload(self) -> bytes:
+        out = bytearray((len(self.records),))
+        for r in self.records:
+            out += _RECORD.pack(
+                r.plan_id,
+                r.boot_count,
+                r.start_ms,
+                r.end_ms,
+                r.outcome,
+                r.reason,
+                r.emitting_ms,
+                len(r.fluence),
+            )
+            for f in r.fluence:
+                out += _U32.pack(_fl(f))
+        return bytes(out)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Records:
+        try:
+            off = 1
+            recs = []
+            for _ in range(payload[0]):
+                pid, boot, s, e, outcome, reason, emit, n = _RECORD.unpack_from(payload, off)
+                off += _RECORD.size
+                fl = struct.unpack_from(f"<{n}I", payload, off)
+                off += 4 * n
+                recs.append(
+                    SessionRecord(
+                        pid,
+                        boot,
+                        s,
+                        e,
+                        _enum(Outcome, outcome),
+                        reason,
+                        emit,
+                        tuple(v / 1e6 for v in fl),
+                    )
+                )
+        except (struct.error, IndexError):
+            raise WireError("RECORDS payload is truncated") from None
+        if off != len(payload):
+            raise WireError(f"RECORDS has {len(payload) - off} unexpected trailing bytes")
+        return cls(tuple(recs))
+
+
+MESSAGE_TYPES: dict[int, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        HelloInfo,
+        UploadPlan,
+        Start,
+        Pause,
+        Resume,
+        Abort,
+        Heartbeat,
+        SetTelemetry,
+        Derate,
+        GetStatus,
+        GetRecords,
+        ClearFault,
+        ProvisionKey,
+        RecordAccess,
+        RecordCount,
+        Record,
+        RecordsEnd,
+        Ack,
+        Nack,
+        Started,
+        Status,
+        Records,
+        Telemetry,
+        Event,
+    )
+}
