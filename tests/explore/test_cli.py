@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 
-def _lllt(*args: str) -> subprocess.CompletedProcess[str]:
+def _lllt(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     out = subprocess.run(
         [sys.executable, "-m", "lllt", "explore", *args],
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -37,11 +39,19 @@ def test_json_summary() -> None:
     assert data["seeds"] == 3 and data["violating_seeds"] == [] and data["seeds_per_s"] > 0
 
 
-def test_the_firmware_scheme_says_why_it_cannot_run() -> None:
-    out = _lllt("--device-scheme", "fw", "--seeds", "1")
-    if out.returncode == 0:  # a firmware build with its explorer adapter is installed
-        return
-    assert out.returncode == 3 and "--device-scheme fw cannot run here" in out.stderr
+def test_the_firmware_scheme_says_why_it_cannot_run(tmp_path: Path) -> None:
+    """No usable firmware library: exit 3, one message saying what to build, no traceback."""
+    missing = tmp_path / "liblllt_fw.so"
+    out = _lllt("--device-scheme", "fw", "--seeds", "1", env={"LLLT_FWLIB": str(missing)})
+    assert out.returncode == 3, out.stderr
+    assert "--device-scheme fw cannot run here" in out.stderr
+    assert "make -C firmware lib" in out.stderr
+
+
+def test_the_firmware_scheme_runs_a_seed(fw_library: None) -> None:
+    out = _lllt("--device-scheme", "fw", "--seed", "3")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "no invariant violated" in out.stdout
 
 
 def test_bad_input_is_named() -> None:

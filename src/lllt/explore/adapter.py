@@ -493,15 +493,19 @@ class FwAdapter:
         try:
             parse_url("fw://reference-cap")
         except URLError:
-            return (
-                "no fw:// transport is installed (the firmware library is built on the fwpy branch)"
-            )
+            return "this lllt has no fw:// transport"
         try:
             self._factory()
         except (ImportError, AttributeError) as err:
             return f"the fw:// transport has no explorer adapter (explorer_handle): {err}"
         except LlltError as err:
             return err.message
+        from lllt_sim import fwlib
+
+        try:
+            fwlib.load()
+        except fwlib.FirmwareLibraryError as err:
+            return f"the firmware library is not usable: {err}"
         return None
 
     def create(self, spec: DeviceSpec, workdir: Path) -> DeviceHandle:
