@@ -134,7 +134,7 @@ class BlePeripheral:
         self._wake = asyncio.Event()
         self._pump = asyncio.get_running_loop().create_task(self._pump_loop(), name="lllt-ble")
         await self._advertise()
-        if any(f.name == "link_drop" for f in self.device.faults):
+        if any(f.name == "link_drop" for f in getattr(self.device, "faults", ())):
             self._poll_drop()
 
     def _spawn(self, aw: Any) -> None:

@@ -5,6 +5,8 @@
 - ``tcp``: ``lllt sim serve --tcp`` in a subprocess, reached with ``socket://``;
 - ``ble23``, ``ble247``: the simulator as a Bumble GATT peripheral on an in-process link,
   reached by the real BLE transport (bleak, with the Bumble backend) at ATT MTU 23 / 247;
+- ``blefw23``, ``blefw247``: the firmware library (as ``fw``) behind the same Bumble GATT
+  peripheral, reached by the same BLE transport (``blesim://...&device=fw``);
 - ``fw``: the C firmware core as a library in this process, with the simulator's plant,
   on the virtual clock (``fw://...?speed=max``; ``make -C firmware lib`` on demand);
 - ``fwhost``: the host firmware executable (``make -C firmware host``) with its C plant,
@@ -126,7 +128,7 @@ def tcp_server() -> Iterator[Server]:
 
 
 #: every target the suite runs on by default
-TARGETS = ["sim", "pty", "tcp", "ble23", "ble247", "fw", "fwhost", "qemu"]
+TARGETS = ["sim", "pty", "tcp", "ble23", "ble247", "fw", "blefw23", "blefw247", "fwhost", "qemu"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -146,6 +148,10 @@ def target(request: pytest.FixtureRequest) -> Target:
         return Target("pty", server.url, SERVE_SPEED)
     if name in ("ble23", "ble247"):
         return BleTarget(name, f"blesim://reference-cap?speed=max&mtu={name[3:]}", None)
+    if name in ("blefw23", "blefw247"):
+        request.getfixturevalue("fw_library")
+        url = f"blesim://reference-cap?speed=max&device=fw&mtu={name[5:]}"
+        return BleTarget(name, url, None)
     if name == "tcp":
         server = request.getfixturevalue("tcp_server")
         return Target("tcp", server.url, SERVE_SPEED)

@@ -370,26 +370,39 @@ class BleSimTransport(BleTransport):
         "button": "held: the cap's button is held",
         "pair": "yes or no (default yes): LE Secure Connections pairing with bonding",
         "pairing": "what the simulated cap offers: sc (default) or legacy",
+        "device": "sim (default: the simulator) or fw (the C firmware library, as fw://)",
     }
-    FORM: ClassVar[str] = "blesim://PROFILE[?mtu=23|247&speed=max&seed=N&faults=SPEC]"
+    FORM: ClassVar[str] = "blesim://PROFILE[?mtu=23|247&speed=max&seed=N&faults=SPEC&device=fw]"
     _SIM_OPTIONS = ("speed", "seed", "faults", "ambient", "key", "state", "button")
 
     def __init__(self, url: DeviceURL) -> None:
         from lllt.transport.sim import SimTransport
 
         profile = url.target.strip("/")
+        kind = url.option("device", "sim")
+        if kind not in ("sim", "fw"):
+            raise URLError(
+                f"device={kind} in {url.url!r} is not sim or fw",
+                advice="device=sim serves the simulator; device=fw the firmware library.",
+            )
         sim_url = DeviceURL(
-            f"sim://{profile}",
-            "sim",
+            f"{kind}://{profile}",
+            kind,
             profile,
             {k: v for k, v in url.options.items() if k in self._SIM_OPTIONS},
         )
-        self._sim = SimTransport(sim_url)  # checks the simulator's options
+        if kind == "fw":
+            from lllt.transport.fw import FwTransport
+
+            self._sim: SimTransport = FwTransport(sim_url)
+            self._sim.link_kind = "ble"  # type: ignore[attr-defined]
+        else:
+            self._sim = SimTransport(sim_url)  # checks the simulator's options
         ble_url = DeviceURL(
             url.url,
             url.scheme,
             url.target,
-            {k: v for k, v in url.options.items() if k not in self._SIM_OPTIONS},
+            {k: v for k, v in url.options.items() if k not in self._SIM_OPTIONS and k != "device"},
         )
         unknown = set(url.options) - set(self.OPTIONS) - set(self.COMMON_OPTIONS)
         if unknown:

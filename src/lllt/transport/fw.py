@@ -27,6 +27,8 @@ from lllt.transport.sim import SimTransport
 
 class FwTransport(SimTransport):
     FORM: ClassVar[str] = "fw://PROFILE[?speed=max|N&seed=N&faults=SPEC&ambient=C&state=FILE]"
+    #: the link the firmware sees: "wired" (USB, may provision keys) or "ble"
+    link_kind: str = "wired"
 
     async def _open(self) -> None:
         from lllt_sim.faults import parse_faults
@@ -58,6 +60,7 @@ class FwTransport(SimTransport):
                 clock_rate=0.0 if virtual else 1.0,
                 state_file=self.state_file,
                 button_held=self.button_held,
+                link=self.link_kind,
             )
         except ProfileError:
             raise URLError(
