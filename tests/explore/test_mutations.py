@@ -46,3 +46,32 @@ def test_disabling_a_control_is_caught(control: str) -> None:
     assert not run_named(name).violations
     with M.MUTATIONS[control]():
         assert run_named(name).violations, f"{control} off went unnoticed by {name}"
+
+
+#: control -> the first seed of CI's budget (0-299, then the regression seeds) that fails
+#: with the control off (bench/explore_mutations.py; table in docs/benchmarks.md)
+FIRST_SEED = {
+    "power_loss_bound": 5,
+    "stop_until_confirmed": 97,
+    "one_way_out": 23,
+    "device_record_merge": 0,
+    "reconcile_path": 0,
+    "research_gate": 3,
+    "head_present_rule": 20,
+    "abort_any_length": 1,
+    "stop_path_once": 801,
+    "fresh_samples": 2174,
+}
+
+
+@pytest.mark.parametrize("control", sorted(FIRST_SEED))
+def test_a_random_seed_in_the_ci_budget_catches_it(control: str) -> None:
+    from lllt.explore import explore_seed
+
+    from .test_seeds import CI_SEEDS, REGRESSION_SEEDS
+
+    seed = FIRST_SEED[control]
+    assert seed in CI_SEEDS or seed in REGRESSION_SEEDS
+    assert not explore_seed(seed).violations
+    with M.MUTATIONS[control]():
+        assert explore_seed(seed).violations, f"{control} off: seed {seed} no longer fails"

@@ -1,16 +1,24 @@
-"""The explorer's CI budget: 300 seeds with no invariant violated (docs/explorer.md)."""
+"""The explorer's CI budget: 300 seeds with no invariant violated (docs/explorer.md).
+
+Besides seeds 0-299, CI keeps the seeds that bigger sweeps found to catch a control the
+first 300 miss (``bench/explore_mutations.py --from 300``), as a fuzzer keeps its corpus:
+801 catches a second signal cutting the stop path short, 2174 a stale sample taken for
+the device's state now.
+"""
 
 from __future__ import annotations
 
 from lllt.explore import explore, explore_seed
 
 CI_SEEDS = range(0, 300)
+#: seeds beyond 0-299 that are the first to catch a control (docs/benchmarks.md)
+REGRESSION_SEEDS = (801, 2174)
 
 
 def test_300_seeds_violate_no_invariant() -> None:
     bad = [
         f"seed {r.seed}: {r.violations[0]} (replay: {r.replay})"
-        for r in explore(CI_SEEDS)
+        for r in explore([*CI_SEEDS, *REGRESSION_SEEDS])
         if r.violations
     ]
     assert not bad, "\n".join(bad)

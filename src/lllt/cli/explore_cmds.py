@@ -37,7 +37,7 @@ def explore_cmd(
     jobs: Annotated[int, typer.Option("--jobs", min=1, max=64, help="Worker processes.")] = 1,
     scheme: Annotated[
         str,
-        typer.Option("--device-scheme", metavar="SCHEME", help="Device under test: sim or fw."),
+        typer.Option("--device-scheme", metavar="SCHEME", help="Device: sim, fw or blesim (BLE)."),
     ] = "sim",
     trace: Annotated[
         Path | None,

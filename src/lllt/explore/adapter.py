@@ -512,7 +512,31 @@ class FwAdapter:
         return self._factory()(spec, workdir)  # type: ignore[no-any-return]
 
 
-ADAPTERS: dict[str, type] = {"sim": SimAdapter, "fw": FwAdapter}
+class BleSimAdapter:
+    """``blesim``: the simulator behind the Bumble GATT peripheral.
+
+    A plug-in found by name (``lllt.explore.ble`` builds on this module, not the other way
+    round), so that bleak and Bumble load only when asked for."""
+
+    name = "blesim"
+
+    def _impl(self) -> Any:
+        import importlib
+
+        return importlib.import_module("lllt.explore.ble").BleAdapter()
+
+    def unavailable(self) -> str | None:
+        try:
+            impl = self._impl()
+        except ImportError as err:
+            return f"the BLE transport cannot be imported ({err})"
+        return impl.unavailable()  # type: ignore[no-any-return]
+
+    def create(self, spec: DeviceSpec, workdir: Path) -> DeviceHandle:
+        return self._impl().create(spec, workdir)  # type: ignore[no-any-return]
+
+
+ADAPTERS: dict[str, type] = {"sim": SimAdapter, "fw": FwAdapter, "blesim": BleSimAdapter}
 
 
 def adapter(name: str) -> DeviceAdapter:

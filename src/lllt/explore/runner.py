@@ -413,8 +413,7 @@ class ScenarioRun:
                     handler[0](*handler[1])
                 return
             if ev.kind == "estop":
-                if self._estop(ev.arg, note):  # it reached the device's input
-                    rec.stop_decisions.append((t, f"estop:{ev.arg}"))
+                self._estop(ev.arg, note, rec, t)
                 return
             # Ctrl-C: the run's SIGINT handler, else asyncio's runner (as in the CLI): the
             # first cancels the main task, a second raises KeyboardInterrupt (the end)
@@ -514,14 +513,19 @@ class ScenarioRun:
         loop.add_signal_handler = add  # type: ignore[method-assign,assignment]
         loop.remove_signal_handler = remove  # type: ignore[method-assign,assignment]
 
-    def _estop(self, length: int, note: Any) -> bool:
-        """Another client: one ABORT of ``length`` payload bytes on a second wired port."""
+    def _estop(self, length: int, note: Any, rec: RunRecord, t: float) -> None:
+        """Another client: one ABORT of ``length`` payload bytes on a second wired port.
+
+        A stop decision when it reaches the device's input while a session runs (a START
+        at the same millisecond, after it, is a session this ABORT could not stop)."""
         assert self.handle is not None
+        busy = self.handle.busy
         payload = bytes([int(W.AbortReason.USER)]) + b"\x00" * max(0, length - 1)
         frame = W.encode_frame(int(W.MsgType.ABORT), 0x7E00 + length, payload[:length])
         reached = self.handle.side_channel(frame) is not False  # None: a handle that cannot tell
         note("estop_sent", length=length, reached=reached)
-        return reached
+        if reached and busy:
+            rec.stop_decisions.append((t, f"estop:{length}"))
 
 
 async def _sleep_until(t: float) -> None:
