@@ -61,6 +61,7 @@ FIRST_SEED = {
     "abort_any_length": 1,
     "stop_path_once": 801,
     "fresh_samples": 2174,
+    "counted_unless_proven": 5379,
 }
 
 
