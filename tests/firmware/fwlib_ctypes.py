@@ -1,7 +1,7 @@
 """ctypes declarations of firmware/port/host/lllt_fwlib.h for the firmware's own tests.
 
-A deliberately small copy: the fw:// transport (src/lllt/transport/fw.py) has its own.
-The struct layouts are checked against the header's asserted sizes in the tests.
+The structures come from ``lllt_sim.fwlib`` (the fw:// transport's bindings); this module
+adds a loader for a given build (debug or release) and a small plant for the tests.
 """
 
 from __future__ import annotations
@@ -9,96 +9,28 @@ from __future__ import annotations
 import ctypes as C
 from pathlib import Path
 
+# the structures and callback types are lllt_sim.fwlib's, which test_fwlib_abi.py checks
+# field for field against the C compiler's layout of the header
+from lllt_sim import fwlib
+from lllt_sim.fwlib import Config, Hal, Pwm, Sense, Snapshot
+
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
 LIB_PATH = FIRMWARE / "build" / "liblllt_fw.so"
 
-MAX_CH = 16
-MAX_Z = 8
+MAX_CH = fwlib.MAX_CHANNELS
+MAX_Z = fwlib.MAX_ZONES
+SENSE = fwlib.SENSE_FN
+OUTPUT_SENSE = fwlib.OUTPUT_SENSE_FN
+PWM_APPLY = fwlib.PWM_APPLY_FN
+MASTER_SET = fwlib.MASTER_SET_FN
+UART_WRITE = fwlib.UART_WRITE_FN
+NV_READ = NV_WRITE = fwlib.NV_FN
+RANDOM = fwlib.RANDOM_FN
+VOID = fwlib.KICK_FN
+U8 = fwlib.BUTTON_FN
 
-
-class Sense(C.Structure):
-    _fields_ = [
-        ("temp_q", C.c_int16 * MAX_Z),
-        ("ambient_q", C.c_int16),
-        ("supply_mv", C.c_uint16),
-        ("head_present", C.c_uint8),
-        ("reserved", C.c_uint8 * 3),
-    ]
-
-
-class Pwm(C.Structure):
-    _fields_ = [("level_q", C.c_uint16), ("duty", C.c_uint16), ("pulse_mhz", C.c_uint32)]
-
-
-SENSE = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(Sense))
-OUTPUT_SENSE = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(C.c_uint16), C.c_uint32)
-PWM_APPLY = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(Pwm), C.c_uint32)
-MASTER_SET = C.CFUNCTYPE(None, C.c_void_p, C.c_uint8)
-UART_WRITE = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(C.c_uint8), C.c_uint32)
-NV_READ = C.CFUNCTYPE(C.c_uint8, C.c_void_p, C.c_uint32, C.POINTER(C.c_uint8), C.c_uint32)
-NV_WRITE = C.CFUNCTYPE(C.c_uint8, C.c_void_p, C.c_uint32, C.POINTER(C.c_uint8), C.c_uint32)
-RANDOM = C.CFUNCTYPE(C.c_uint8, C.c_void_p, C.POINTER(C.c_uint8), C.c_uint32)
-VOID = C.CFUNCTYPE(None, C.c_void_p)
-U8 = C.CFUNCTYPE(C.c_uint8, C.c_void_p)
-
-
-class Hal(C.Structure):
-    _fields_ = [
-        ("ctx", C.c_void_p),
-        ("sense", SENSE),
-        ("output_sense", OUTPUT_SENSE),
-        ("pwm_apply", PWM_APPLY),
-        ("master_set", MASTER_SET),
-        ("uart_write", UART_WRITE),
-        ("nv_read", NV_READ),
-        ("nv_write", NV_WRITE),
-        ("random_bytes", RANDOM),
-        ("watchdog_kick", VOID),
-        ("button_held", U8),
-        ("driver_test", U8),
-    ]
-
-
-class Config(C.Structure):
-    _fields_ = [
-        ("abi_version", C.c_uint32),
-        ("flags", C.c_uint32),
-        ("board", C.POINTER(C.c_uint8)),
-        ("board_len", C.c_uint32),
-        ("clock_rate", C.c_uint32),
-        ("tick_ms", C.c_uint32),
-        ("brownout_mv", C.c_uint16),
-        ("reserved", C.c_uint16),
-        ("key", C.POINTER(C.c_uint8)),
-    ]
-
-
-class Snapshot(C.Structure):
-    _fields_ = [
-        ("now_ms", C.c_uint32),
-        ("plan_id", C.c_uint32),
-        ("elapsed_ms", C.c_uint32),
-        ("step_elapsed_ms", C.c_uint32),
-        ("emitting_ms", C.c_uint32),
-        ("boot_count", C.c_uint16),
-        ("flags", C.c_uint16),
-        ("derate_permille", C.c_uint16),
-        ("state", C.c_uint8),
-        ("step", C.c_uint8),
-        ("n_channels", C.c_uint8),
-        ("n_zones", C.c_uint8),
-        ("master_on", C.c_uint8),
-        ("reserved", C.c_uint8),
-        ("fluence_uj", C.c_uint32 * MAX_CH),
-        ("setpoint_q", C.c_uint16 * MAX_CH),
-        ("frames_ok", C.c_uint32),
-        ("frames_bad", C.c_uint32),
-        ("rx_overflow", C.c_uint32),
-        ("dedup_hits", C.c_uint32),
-        ("nacks", C.c_uint32),
-        ("ticks", C.c_uint32),
-    ]
+__all__ = ["MAX_CH", "MAX_Z", "Config", "Hal", "Plant", "Pwm", "Sense", "Snapshot", "load"]
 
 
 def load(path: Path = LIB_PATH) -> C.CDLL:

@@ -84,7 +84,12 @@ def _fresh(profile: str | None = None):  # type: ignore[no-untyped-def]
     if profile is not None:
         blob = load_profile(profile).hello_info(capabilities=default_capabilities()).payload()
         board = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob)
-    cfg = F.Config(abi_version=1, flags=1, board=board, board_len=len(board) if board else 0)
+    cfg = F.Config(
+        abi_version=1,
+        flags=1,
+        board=ctypes.cast(board, ctypes.c_void_p) if board else None,
+        board_len=len(board) if board else 0,
+    )
     assert (
         lib.lllt_fw_init(mem, lib.lllt_fw_size(), ctypes.byref(cfg), ctypes.byref(plant.hal)) == 0
     )
