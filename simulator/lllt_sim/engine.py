@@ -179,6 +179,11 @@ class _Cfg:
     supply: int  # mV
 
 
+def _fault_order(e: tuple[int, int, bool]) -> tuple[int, bool, int]:
+    """Fault changes by tick, offs before ons, then by position in the fault list."""
+    return (e[0], not e[2], e[1])
+
+
 class Engine:
     """The device's state and its control tick (see the module docstring)."""
 
@@ -1035,7 +1040,7 @@ class Engine:
             sched.append((max(first, -(-on // T)), idx, True))
             if off < INF and f.name != "reboot":
                 sched.append((max(first, -(-off // T)), idx, False))
-        sched.sort(key=lambda e: (e[0], not e[2], e[1]))
+        sched.sort(key=_fault_order)
         self._fault_sched = sched
         self._next_fault = sched[0][0] if sched else INF
         self._dirty = True
@@ -1106,7 +1111,7 @@ class Engine:
             self._head = True
             idx = next(i for i, f in enumerate(self.faults) if f.name == "head_off")
             self._fault_sched.append((tick + 1, idx, True))
-            self._fault_sched.sort(key=lambda e: (e[0], not e[2], e[1]))
+            self._fault_sched.sort(key=_fault_order)
             self._next_fault = self._fault_sched[0][0]
         self._dirty = True
         self._persist()
