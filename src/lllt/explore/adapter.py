@@ -97,6 +97,12 @@ class Truth:
     trace: list[dict[str, Any]] = field(default_factory=list)
     records: tuple[W.SessionRecord, ...] = ()
 
+    def describe(self, profile: Any) -> None:
+        """What a powered-on cap says of itself: serial, wavelengths, cut-off."""
+        self.serial = profile.serial
+        self.channel_wavelengths = tuple(int(c.wavelength_nm) for c in profile.channels)
+        self.cutoff_c = float(profile.limits.cutoff_c)
+
     def session(self, plan_id: int) -> TrueSession | None:
         return next((s for s in self.sessions if s.plan_id == plan_id), None)
 
@@ -208,10 +214,7 @@ class SimHandle:
             clock_rate=0.0,
             state_file=self.state_file,
         )
-        p = dev.profile
-        self.truth.serial = p.serial
-        self.truth.channel_wavelengths = tuple(int(c.wavelength_nm) for c in p.channels)
-        self.truth.cutoff_c = float(p.limits.cutoff_c)
+        self.truth.describe(dev.profile)
         self._instrument(dev)
         if "head_interlock" in self.spec.defects.split(","):
             _break_head_interlock(dev)

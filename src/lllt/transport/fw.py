@@ -135,9 +135,7 @@ class FwHandle:
             nv=self.nv,
         )
         p = dev.profile
-        self.truth.serial = p.serial
-        self.truth.channel_wavelengths = tuple(int(c.wavelength_nm) for c in p.channels)
-        self.truth.cutoff_c = float(p.limits.cutoff_c)
+        self.truth.describe(p)
         self._index = {c.id: i for i, c in enumerate(p.channels)}
         self._out = W.FrameDecoder()
         self._in = W.FrameDecoder()
