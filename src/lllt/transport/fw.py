@@ -17,9 +17,8 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lllt import clock
 from lllt import wire as W
-from lllt.errors import ConnectionFailed, InvalidInput, URLError
+from lllt.errors import ConnectionFailed, URLError
 from lllt.transport import DeviceURL
 from lllt.transport.base import Transport
 from lllt.transport.sim import SimTransport
@@ -30,43 +29,25 @@ class FwTransport(SimTransport):
     #: the link the firmware sees: "wired" (USB, may provision keys) or "ble"
     link_kind: str = "wired"
 
-    async def _open(self) -> None:
-        from lllt_sim.faults import parse_faults
+    def _make_device(self, faults: Any, *, clock_rate: float) -> Any:
         from lllt_sim.fwdevice import FirmwareDevice, FirmwareStateError
         from lllt_sim.fwlib import FirmwareLibraryError
-        from lllt_sim.profiles import ProfileError, profile_names
+        from lllt_sim.profiles import ProfileError
 
-        loop = asyncio.get_running_loop()
-        virtual = clock.is_virtual(loop)
-        if virtual:
-            loop.speed = self.speed  # type: ignore[attr-defined]
-        elif self.speed != 1.0:
-            raise InvalidInput(
-                f"{self.url.url}: speed={self.url.option('speed')} needs lllt's virtual clock",
-                advice="Run the coroutine with lllt.clock.run(main(), virtual=True), use "
-                "lllt.SyncCap, or use speed=1 on an ordinary event loop.",
-            )
         try:
-            faults = parse_faults(self.faults)
-        except ValueError as err:
-            raise URLError(f"faults in {self.url.url!r}: {err}") from None
-        try:
-            device = FirmwareDevice(
+            return FirmwareDevice(
                 self.profile,
                 seed=self.seed,
                 faults=faults,
                 ambient_c=self.ambient,
                 key=self.key,
-                clock_rate=0.0 if virtual else 1.0,
+                clock_rate=clock_rate,
                 state_file=self.state_file,
                 button_held=self.button_held,
                 link=self.link_kind,
             )
         except ProfileError:
-            raise URLError(
-                f"unknown simulator profile {self.profile!r} in {self.url.url!r}",
-                advice="Known profiles: " + ", ".join(profile_names()) + ".",
-            ) from None
+            raise self._unknown_profile() from None
         except FirmwareLibraryError as err:
             raise ConnectionFailed(
                 f"{self.url.url}: the firmware library is not usable: {err}",
@@ -75,10 +56,6 @@ class FwTransport(SimTransport):
             ) from None
         except (FirmwareStateError, ValueError) as err:
             raise URLError(f"{self.url.url!r}: {err}") from None
-        device.attach(self._received)
-        self.device = device
-        self._task = loop.create_task(device.run(), name=f"fw:{self.profile}")
-        self._task.add_done_callback(self._device_stopped)
 
 
 # --- the fault explorer's view of the firmware (lllt.explore.adapter.FwAdapter) ------------

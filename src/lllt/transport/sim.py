@@ -85,9 +85,7 @@ class SimTransport(Transport):
         self._task: asyncio.Task[None] | None = None
 
     async def _open(self) -> None:
-        from lllt_sim.device import SimDevice
         from lllt_sim.faults import parse_faults
-        from lllt_sim.profiles import ProfileError, profile_names
 
         loop = asyncio.get_running_loop()
         virtual = clock.is_virtual(loop)
@@ -103,28 +101,40 @@ class SimTransport(Transport):
             faults = parse_faults(self.faults)
         except ValueError as err:
             raise URLError(f"faults in {self.url.url!r}: {err}") from None
+        device = self._make_device(faults, clock_rate=0.0 if virtual else 1.0)
+        device.attach(self._received)
+        self.device = device
+        self._task = loop.create_task(device.run(), name=f"{self.url.scheme}:{self.profile}")
+        self._task.add_done_callback(self._device_stopped)
+
+    def _make_device(self, faults: Any, *, clock_rate: float) -> Any:
+        """The device behind this URL; a bad profile, fault or state file is a URLError."""
+        from lllt_sim.device import SimDevice
+        from lllt_sim.profiles import ProfileError
+
         try:
-            device = SimDevice(
+            return SimDevice(
                 self.profile,
                 seed=self.seed,
                 faults=faults,
                 ambient_c=self.ambient,
                 key=self.key,
-                clock_rate=0.0 if virtual else 1.0,
+                clock_rate=clock_rate,
                 state_file=self.state_file,
                 button_held=self.button_held,
             )
         except ProfileError:
-            raise URLError(
-                f"unknown simulator profile {self.profile!r} in {self.url.url!r}",
-                advice="Known profiles: " + ", ".join(profile_names()) + ".",
-            ) from None
+            raise self._unknown_profile() from None
         except ValueError as err:  # a fault naming a zone or channel it lacks, a bad state file
             raise URLError(f"{self.url.url!r}: {err}") from None
-        device.attach(self._received)
-        self.device = device
-        self._task = loop.create_task(device.run(), name=f"sim:{self.profile}")
-        self._task.add_done_callback(self._device_stopped)
+
+    def _unknown_profile(self) -> URLError:
+        from lllt_sim.profiles import profile_names
+
+        return URLError(
+            f"unknown simulator profile {self.profile!r} in {self.url.url!r}",
+            advice="Known profiles: " + ", ".join(profile_names()) + ".",
+        )
 
     def _device_stopped(self, task: asyncio.Task[None]) -> None:
         # a simulator that dies is a device that vanished: the client sees a lost link
