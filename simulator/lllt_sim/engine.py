@@ -723,6 +723,8 @@ class Engine:
         T = self.tick_ms
         t = ph.tick
         due = self._next_fault
+        if t == self._boot_tick:
+            due = t + 1  # the first control tick after a boot checks the interlocks
         if self._session is not None:
             if not self._lease_expired:
                 due = min(due, -(-self._lease_deadline // T))
@@ -753,11 +755,29 @@ class Engine:
         T = self.tick_ms
         t_abs = n * T
         cfg = self._cfg  # the interval that just ended
+        boots = self.boot_count
         while self._next_fault <= n:
             self._apply_fault_change()
             ph = self._ph  # a reboot resets the counters
+        if self.boot_count == boots:
+            self._hardware_interlocks(ph, cfg, t_abs)
+        # else: the device booted in this tick; its first control tick, one tick later,
+        # checks the interlocks (as the firmware does), and _has_event finds that tick
+        if self._session is not None and cfg.running and self._splan is not None:
+            self._advance_plan(t_abs)
+        # policy interlocks
+        if self._session is not None:
+            self._policy_checks(t_abs)
+        self._cfg = self._build_cfg(self._ph)
+        self._dirty = False
+        if n % self._ck_ticks == 0:
+            self._take_checkpoint(self._ph)
+        self._checkpoint_persist()
+
+    def _hardware_interlocks(self, ph: _Phys, cfg: _Cfg, t_abs: int) -> None:
+        """Hardware interlocks: emitters off in this very tick, fault latched."""
+        n = ph.tick
         latched = self._latched
-        # hardware interlocks: emitters off in this very tick, fault latched
         for z in range(self.n_z):
             r = self._reading_q(z, n, ph.ts[z])
             kind = self._reading_trip(r)
@@ -780,17 +800,6 @@ class Engine:
                         IL.OVER_OUTPUT, wire.NO_INDEX, round(meas * 100), allowed, t_abs, ch=i
                     )
                     break
-        # the plan
-        if self._session is not None and cfg.running and self._splan is not None:
-            self._advance_plan(t_abs)
-        # policy interlocks
-        if self._session is not None:
-            self._policy_checks(t_abs)
-        self._cfg = self._build_cfg(self._ph)
-        self._dirty = False
-        if n % self._ck_ticks == 0:
-            self._take_checkpoint(self._ph)
-        self._checkpoint_persist()
 
     def _advance_plan(self, t_abs: int) -> None:
         ph = self._ph

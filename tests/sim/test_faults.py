@@ -201,6 +201,24 @@ def test_reboot_ends_emission_and_leaves_a_power_loss_record() -> None:
     simulate(body, faults="reboot@5.5s")
 
 
+def test_a_fault_still_present_after_a_reboot_trips_at_the_first_control_tick() -> None:
+    """RAM is lost in a reset, latched interlocks with it; the sensor is still broken, so
+    the device latches it again, at its first control tick after BOOT (one tick later),
+    as the firmware does, not in the reset's own tick."""
+
+    async def body(h: Host) -> None:
+        h.hello()
+        h.start_plan(red(3.0, 60))
+        await asyncio.sleep(8)
+        first, again = h.events(EK.INTERLOCK)
+        assert first.a == again.a == IL.SENSOR_FAULT
+        (boot,) = h.events(EK.BOOT)
+        assert boot.time_ms == 0 and again.time_ms == 10  # device time restarts at BOOT
+        assert h.last_telemetry().state == W.State.FAULT
+
+    simulate(body, faults="thermistor_open:0@2s,reboot@5.5s")
+
+
 def test_head_off_pauses_and_the_session_resumes_when_the_head_returns() -> None:
     async def body(h: Host) -> None:
         h.hello()
