@@ -43,7 +43,7 @@ from lllt_sim.engine import (
     _Phys,
 )
 from lllt_sim.faults import Fault
-from lllt_sim.link import Corrupter, encode_frame, link_state
+from lllt_sim.link import Corrupter, device_timer, encode_frame, link_state
 from lllt_sim.profiles import Profile, default_capabilities
 from lllt_sim.records import Record
 
@@ -312,7 +312,7 @@ class SimDevice(Engine):
                 wake = target * T
         else:
             wake = tel
-        self._timer = loop.call_at(self._t0 + wake / 1000.0, self._on_timer)
+        self._timer = device_timer(loop, self._t0 + wake / 1000.0, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -864,7 +864,9 @@ class SimDevice(Engine):
         self._report_last = 0
         assert self._loop is not None
         # one record per control tick, after the ACK: a link can drop mid-way
-        self._report_timer = self._loop.call_later(self.tick_ms / 1000.0, self._report_next)
+        self._report_timer = device_timer(
+            self._loop, self._loop.time() + self.tick_ms / 1000.0, self._report_next
+        )
         return self._ack(frame)
 
     def _report_next(self) -> None:
@@ -881,7 +883,9 @@ class SimDevice(Engine):
         self._report_sent += 1
         self._report_last = r.seq
         assert self._loop is not None
-        self._report_timer = self._loop.call_later(self.tick_ms / 1000.0, self._report_next)
+        self._report_timer = device_timer(
+            self._loop, self._loop.time() + self.tick_ms / 1000.0, self._report_next
+        )
 
     def _end_report(self, status: wire.RecordsEndStatus, now: int) -> None:
         if self._report_timer is not None:

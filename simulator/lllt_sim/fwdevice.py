@@ -46,7 +46,7 @@ from typing import Any
 from lllt import wire
 from lllt_sim import fwlib
 from lllt_sim.faults import Fault
-from lllt_sim.link import Corrupter, link_state
+from lllt_sim.link import Corrupter, device_timer, link_state
 from lllt_sim.plant import Plant
 from lllt_sim.profiles import Profile, default_capabilities, load_profile
 
@@ -373,7 +373,7 @@ class FirmwareDevice:
         if self._closed or self._loop is None or self._error is not None:
             return
         due = self._lib.lllt_fw_next_due(self._fw)
-        self._timer = self._loop.call_at(self._t0 + due / 1000.0, self._on_timer)
+        self._timer = device_timer(self._loop, self._t0 + due / 1000.0, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -9,8 +9,10 @@ or corrupting at a given time.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+from collections.abc import Callable
 
 from lllt import wire
 
@@ -62,6 +64,15 @@ class Corrupter:
         return bytes(out)
 
 
+def device_timer(
+    loop: asyncio.AbstractEventLoop, when: float, callback: Callable[[], None]
+) -> asyncio.TimerHandle:
+    """A device's timer: on lllt's virtual clock it runs before any host timer due at the
+    same instant (``call_at_first``), so a seed's run does not depend on which device
+    implementation set its timer earlier; on any other loop, ``call_at``."""
+    return getattr(loop, "call_at_first", loop.call_at)(when, callback)
+
+
 def _geometric(rng: random.Random, p: float) -> int:
     """Bytes to pass before the next corrupted one (geometric with success ``p``)."""
     if p >= 1.0:
@@ -69,4 +80,4 @@ def _geometric(rng: random.Random, p: float) -> int:
     return int(math.log1p(-rng.random()) / math.log1p(-p))
 
 
-__all__ = ["Corrupter", "Window", "encode_frame", "link_state"]
+__all__ = ["Corrupter", "Window", "device_timer", "encode_frame", "link_state"]

@@ -109,20 +109,20 @@ class _OrderedTimer(asyncio.TimerHandle):
     callbacks; with ties in insertion order a run depends only on what was scheduled.
     """
 
-    __slots__ = ("_seq",)
+    __slots__ = ("_key",)
 
     def __init__(self, when: float, callback: Any, args: Any, loop: Any, context: Any, seq: int):
         super().__init__(when, callback, args, loop, context=context)
-        self._seq = seq
+        self._key = (when, seq)
 
     def __lt__(self, other: object) -> bool:
         if isinstance(other, _OrderedTimer):
-            return (self.when(), self._seq) < (other.when(), other._seq)
+            return self._key < other._key
         return super().__lt__(other)  # type: ignore[operator]
 
     def __gt__(self, other: object) -> bool:
         if isinstance(other, _OrderedTimer):
-            return (self.when(), self._seq) > (other.when(), other._seq)
+            return self._key > other._key
         return super().__gt__(other)  # type: ignore[operator]
 
 
@@ -153,11 +153,31 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> asyncio.TimerHandle:
         # asyncio's own call_at, with a timer that breaks ties by insertion order
+        self._timer_seq += 1
+        return self._push_timer(when, callback, args, context, self._timer_seq)
+
+    def call_at_first(
+        self, when: float, callback: Callable[..., object], *args: Any
+    ) -> asyncio.TimerHandle:
+        """A simulated device's timer: at its instant it runs before every ordinary timer.
+
+        In-process devices (the simulator, the firmware library) set their timers with
+        this, found by ``getattr(loop, "call_at_first", loop.call_at)``, so what a device
+        does at an instant (a telemetry frame, say) always comes before what the host
+        does at the same instant (a heartbeat, a retry). Otherwise the order would follow
+        when each timer was set, which differs between devices that behave the same (a
+        simulator plans ahead; a firmware sets its tick 10 ms before).
+        """
+        self._timer_seq += 1
+        return self._push_timer(when, callback, args, None, self._timer_seq - (1 << 62))
+
+    def _push_timer(
+        self, when: float, callback: Callable[..., object], args: Any, context: Any, seq: int
+    ) -> asyncio.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
         self._check_closed()  # type: ignore[attr-defined]
-        self._timer_seq += 1
-        timer = _OrderedTimer(when, callback, args, self, context, self._timer_seq)
+        timer = _OrderedTimer(when, callback, args, self, context, seq)
         if timer._source_traceback:  # type: ignore[attr-defined]
             del timer._source_traceback[-1]  # type: ignore[attr-defined]
         heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
@@ -224,6 +244,31 @@ def is_virtual(loop: asyncio.AbstractEventLoop | None = None) -> bool:
         except RuntimeError:
             return False
     return isinstance(loop, VirtualClockLoop)
+
+
+#: at most this many yields in :func:`settle` (a chain of callbacks is a few hops long)
+_SETTLE_ROUNDS = 64
+
+
+async def settle() -> None:
+    """On a virtual clock: let everything else due at this instant run first.
+
+    On a virtual clock a host timer and a device's can fall on the same instant, and which
+    runs first would depend on when each was set (a simulator plans ahead, a firmware sets
+    its tick 10 ms before): the same seed could then go two ways on two devices. A host
+    wait that ends in a decision (the silence deadline, a heartbeat) settles first, so what
+    the device sent at that instant is always seen before the host acts, whatever the
+    device. On a real clock two events never share an instant, and this returns at once.
+    """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualClockLoop):
+        return
+    ready = loop._ready  # type: ignore[attr-defined]
+    scheduled = loop._scheduled  # type: ignore[attr-defined]
+    for _ in range(_SETTLE_ROUNDS):
+        if not ready and not (scheduled and scheduled[0].when() <= loop.time()):
+            return
+        await asyncio.sleep(0)
 
 
 def now() -> float:

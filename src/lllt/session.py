@@ -651,6 +651,7 @@ class SessionRunner:
             delay = monitor.deadline(loop.time()) - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+                await clock.settle()  # a frame of this very instant still counts
                 continue
             action = monitor.check_silence(loop.time())
             if action.kind is ActionKind.LINK_FAULT:

@@ -20,13 +20,6 @@ from lllt.explore.diff import diff_seed, replay_command
 
 SEEDS = int(os.environ.get("LLLT_DIFF_SEEDS", "300"))
 CHUNK = 50
-#: seeds known to differ, with why; each is a strict xfail below, so a fix shows up
-KNOWN = {
-    110: "a host HEARTBEAT and a device TELEMETRY frame fall on the same virtual millisecond "
-    "(5.000 s into a link) and the two device loops pass them through the link in the "
-    "other order; the rule drops either type with p = 0.5 from one seeded stream, so the "
-    "draws fall on other frames from there on and the runs part at a lease expiry",
-}
 
 
 def _report(seed: int) -> str:
@@ -39,20 +32,11 @@ def _report(seed: int) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("first", range(0, SEEDS, CHUNK))
 def test_seeds_agree(fw_library: None, first: int) -> None:
-    seeds = [s for s in range(first, min(SEEDS, first + CHUNK)) if s not in KNOWN]
+    seeds = range(first, min(SEEDS, first + CHUNK))
     # one worker per core: the seeds are independent, and this is most of CI's time
     with ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         failed = [r for r in pool.map(_report, seeds) if r]
     assert not failed, "\n".join(failed)
-
-
-@pytest.mark.parametrize("seed", sorted(s for s in KNOWN if s < SEEDS))
-def test_known_differences(fw_library: None, seed: int) -> None:
-    """A known difference is still there (xfail, with the report); once it agrees, fail."""
-    report = _report(seed)
-    if report:
-        pytest.xfail(f"known: {KNOWN[seed]} ({report})")
-    raise AssertionError(f"seed {seed} now agrees: take it out of KNOWN")
 
 
 def test_a_difference_is_found_and_replayable(fw_library: None) -> None:
