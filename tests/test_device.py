@@ -135,6 +135,46 @@ def test_retry_resends_the_same_frame_and_succeeds() -> None:
     assert len(calls) == 2 and calls[0] == calls[1]  # same seq, same bytes
 
 
+def test_a_late_hello_info_is_not_taken_for_the_retried_hellos_nonce() -> None:
+    # Every HELLO the device reads draws a new nonce. When the first HELLO_INFO is only
+    # late, a host that retried with the same seq took that stale nonce and signed every
+    # request with it; the device, holding the newer nonce, refused them all.
+    key = bytes(range(32))
+    device: dict[str, object] = {"hellos": []}
+
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        loop = asyncio.get_running_loop()
+        if frame.type == W.MsgType.HELLO:
+            hellos = device["hellos"]
+            assert isinstance(hellos, list)
+            hellos.append(frame.seq)
+            nonce = bytes([len(hellos)]) * 16
+            device["nonce"] = nonce
+            info = load_profile("reference-cap").hello_info(nonce=nonce)
+            # a slow device: the first answer comes after the 1 s deadline, and before the
+            # answer to the retry
+            late = 1.2 if len(hellos) == 1 else 0.5
+            loop.call_later(late, t.reply, info, frame.seq)
+            return
+        nonce = device["nonce"]
+        assert isinstance(nonce, bytes)
+        if W.verify_auth(key, nonce, frame) is None:
+            t.reply(W.Nack(W.NackCode.AUTH_FAILED, 0, 0, 0, "wrong authentication tag"), frame.seq)
+        else:
+            t.reply(W.Ack(), frame.seq)
+
+    async def body(cap: Cap) -> None:
+        await cap.request(W.Heartbeat(), sign=True)  # signed with the nonce the device holds
+        await asyncio.sleep(1.0)  # the late HELLO_INFO arrives, and changes nothing
+        await cap.request(W.Heartbeat(), sign=True)
+        assert cap.counters.unexpected == 1  # that late answer, dropped
+        assert cap.counters.retries == 1
+
+    run(handler, body, key=key, timeout=1.0)
+    hellos = device["hellos"]
+    assert isinstance(hellos, list) and len(hellos) == 2 and hellos[0] != hellos[1]
+
+
 def test_safety_nack_becomes_refused_by_device_with_fields() -> None:
     def handler(t: FakeTransport, frame: W.Frame) -> None:
         t.reply(W.Nack(W.NackCode.LIMIT_IRRADIANCE, 3, 1000, 1250, "max 10"), frame.seq)

@@ -303,7 +303,7 @@ class Cap:
         """HELLO again on the open link (after a device reboot: a new nonce)."""
         self.transport.write(b"\x00")  # end any partial frame the device holds
         try:
-            reply = await self.request(W.Hello())
+            reply = await self._hello_exchange()
         except DeviceTimeout:
             garbage = self._decoder.stats.bytes_dropped + self.counters.malformed
             heard = f" ({garbage} bytes of garbage came back and were dropped)" if garbage else ""
@@ -315,6 +315,22 @@ class Cap:
             ) from None
         assert isinstance(reply, W.HelloInfo)
         self._accept_hello(reply)
+
+    async def _hello_exchange(self) -> W.Message:
+        """HELLO, retried as a new request each time (a new seq), answered by the newest.
+
+        Every HELLO the device reads draws a new nonce, so a retry cannot be the same frame
+        again (§4 of the wire protocol): when the first HELLO_INFO is merely late, the
+        device has already replaced the nonce it carries. Each try has its own seq; only
+        the answer to the newest HELLO is taken, and a late answer to an earlier one is
+        counted unexpected and dropped.
+        """
+        for _ in range(self.retries):
+            try:
+                return await self.request(W.Hello(), retries=0)
+            except DeviceTimeout:
+                self.counters.retries += 1
+        return await self.request(W.Hello(), retries=0)
 
     def _accept_hello(self, hello: W.HelloInfo) -> None:
         if hello.major != W.PROTOCOL_MAJOR:
