@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from ._pty import LLLT, PtyRun
 
 URL = "sim://reference-cap?speed=max"
@@ -50,6 +52,43 @@ def test_ctrl_c_at_the_prompt_exits_130_at_once(tmp_path: Path) -> None:
     assert took < 5.0, took  # not a wait for a timeout (a loaded machine may be slow)
     assert "nothing was sent to the device" in run.output
     assert not db.exists()  # the log is created only when a session starts
+
+
+def test_a_ctrl_c_the_read_did_not_see_still_ends_the_prompt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SIGINT whose handler is pending while the main thread sits in read() (it landed
+    just before the read began, or on another thread) must still end the prompt."""
+    import io
+    import os
+    import signal
+    import threading
+
+    from lllt.cli.run_cmds import _ask
+    from lllt.errors import UserAborted
+
+    r, w = os.pipe()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    # the signal goes to this helper thread: the main thread's read is not interrupted
+    sender = threading.Thread(
+        target=lambda: (time.sleep(0.3), signal.pthread_kill(threading.get_ident(), signal.SIGINT))
+    )
+    late_line = threading.Timer(4.0, os.write, (w, b"y\n"))  # unblocks a read that waits
+    t0 = time.monotonic()
+    try:
+        with os.fdopen(r, "r") as stdin:
+            monkeypatch.setattr("sys.stdin", stdin)
+            sender.start()
+            late_line.start()
+            with pytest.raises(UserAborted, match="stopped by the user at the prompt"):
+                _ask("Start the session?", io.StringIO())
+            took = time.monotonic() - t0
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        late_line.cancel()
+        sender.join()
+        os.close(w)
+    assert took < 2.0, took  # at once, not when the next line arrives
 
 
 def test_no_at_the_prompt_starts_nothing(tmp_path: Path) -> None:

@@ -501,7 +501,7 @@ def _ask(question: str, out: Any) -> bool:
     try:
         out.write(f"{question} [y/N] ")
         out.flush()
-        answer = sys.stdin.readline()
+        answer = _read_line(sys.stdin)
     except KeyboardInterrupt:
         out.write("\n")
         raise UserAborted(
@@ -509,6 +509,26 @@ def _ask(question: str, out: Any) -> bool:
             advice="",
         ) from None
     return answer.strip().lower() in ("y", "yes")
+
+
+def _read_line(stream: Any) -> str:
+    """``stream.readline()``, woken every 0.2 s so that Ctrl-C is seen while it waits.
+
+    Python runs a signal's handler on the main thread between two steps of Python code;
+    a blocking read is cut short for it only when the signal interrupts that very system
+    call. A Ctrl-C that lands just before the read starts (right after the prompt is
+    shown), or one the kernel hands to another thread, leaves the handler waiting behind
+    the read: without this, for ever, or until the user presses Enter.
+    """
+    import select
+
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return str(stream.readline())  # not a file (a test's StringIO): nothing to wait on
+    while not select.select([fd], [], [], 0.2)[0]:
+        pass  # back in Python: a pending SIGINT raises KeyboardInterrupt here
+    return str(stream.readline())
 
 
 def _look(
