@@ -448,6 +448,84 @@ void ll_tick(lllt_core_t *c)
     }
 }
 
+/* --- idle stretches in closed form (a port on a virtual clock) ------------------------ */
+
+uint32_t core_idle_room(const lllt_core_t *c)
+{
+    if (c->session || c->iv_session || c->iv_running || c->n_latched || c->end_sample) {
+        return 0;
+    }
+    for (uint8_t i = 0; i < c->hw.n_ch; i++) {
+        if (c->pwm[i].level_q) {
+            return 0;
+        }
+    }
+    /* ticks strictly before the next sample or record step (one due at a tick's own ms
+     * comes after that tick, as in advance_to), up to 2^24 */
+    uint32_t T = c->cfg.tick_ms;
+    uint32_t now = c->tick_n * T;
+    uint32_t room = 1u << 24;
+    if (c->tel_period) {
+        int32_t left = (int32_t)(c->tel_due - now);
+        uint32_t r = left <= 0 ? 0 : (uint32_t)left / T;
+        room = r < room ? r : room;
+    }
+    if (c->report_on) {
+        int32_t left = (int32_t)(c->report_due - now);
+        uint32_t r = left <= 0 ? 0 : (uint32_t)left / T;
+        room = r < room ? r : room;
+    }
+    return room;
+}
+
+void core_idle_ticks(lllt_core_t *c, uint32_t n)
+{
+    const ll_board_t *hw = &c->hw;
+    uint32_t T = c->cfg.tick_ms;
+    LL_ASSERT(c, n >= 1 && n <= core_idle_room(c));
+    uint32_t before = c->tick_n;
+    c->tick_n += n;
+    uint32_t t = c->tick_n * T;
+    c->tick_ms_now = t;
+    c->now = t;
+    c->stats.ticks += n;
+
+    /* 1. the last tick's sensors; every tick passed was dark and tripped nothing */
+    lllt_sense_t s;
+    memset(&s, 0, sizeof s);
+    hal_sense(c->board, &s);
+    hal_output_sense(c->board, c->meas_q, hw->n_ch);
+    memcpy(c->temp_q, s.temp_q, sizeof c->temp_q);
+    c->ambient_q = s.ambient_q;
+    c->supply_mv = s.supply_mv;
+    for (uint8_t i = 0; i < hw->n_ch; i++) {
+        LL_ASSERT(c, c->meas_q[i] == 0);
+        c->oo[i] = 0; /* commanded off and dark: never over the output */
+    }
+    LL_ASSERT(c, (s.head_present != 0) == c->head);
+    for (uint8_t z = 0; z < hw->n_z; z++) {
+        int16_t r = c->temp_q[z];
+        LL_ASSERT(c, r >= LL_SENSOR_MIN_Q && r <= LL_SENSOR_MAX_Q && r < hw->cutoff_q);
+    }
+    LL_ASSERT(c, c->supply_mv >= c->cfg.brownout_mv);
+
+    /* 7. the outputs stay off; 8. the last checkpoint passed (no session: nothing saved) */
+    ll_apply_outputs(c);
+    uint32_t ck_ticks = 1000u / T;
+    if (ck_ticks == 0) {
+        ck_ticks = 1;
+    }
+    uint32_t last_ck = c->tick_n - c->tick_n % ck_ticks;
+    if (last_ck > before) {
+        c->ck_ms = last_ck * T;
+        c->ck_emit = c->emit;
+        for (uint8_t i = 0; i < hw->n_ch; i++) {
+            c->ck_fl_uj[i] = core_units_to_uj(c->fl[i]);
+        }
+    }
+    hal_watchdog_kick(c->board);
+}
+
 const ll_record_t *ll_record_now(const lllt_core_t *c, uint8_t i, ll_record_t *tmp)
 {
     const ll_record_t *r = &c->records[i];

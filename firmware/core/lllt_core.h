@@ -319,6 +319,18 @@ uint32_t core_next_due(const lllt_core_t *c);
 /* The host's connection ended: partial input dropped, a record report stops. */
 void core_link_closed(lllt_core_t *c);
 
+/* Idle ticks in closed form, for a port that steps the core on a virtual clock (the host
+ * library under the fault explorer; a cap never needs it). core_idle_room(): how many of
+ * the next ticks the core could pass at once, 0 unless it is idle (no session, nothing
+ * latched, the emitters commanded off) and no sample, record or end sample falls within
+ * them. core_idle_ticks(n), n <= that room: the core state of n ticks of core_task(),
+ * reading the sensors once, at the last of them. The port promises that the plant stays
+ * dark and that no reading of the ticks passed would have tripped anything or changed the
+ * head sensor or the supply; the core checks the last reading and traps if it breaks
+ * that promise. */
+uint32_t core_idle_room(const lllt_core_t *c);
+void core_idle_ticks(lllt_core_t *c, uint32_t n);
+
 /* fluence units of a session counter (1e-6 µJ/cm²) to whole µJ/cm², rounded half up */
 uint32_t core_units_to_uj(uint64_t units);
 

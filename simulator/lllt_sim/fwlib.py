@@ -250,6 +250,10 @@ def load() -> C.CDLL:
         lib.lllt_fw_next_due.argtypes = (C.c_void_p,)
         lib.lllt_fw_link_closed.restype = None
         lib.lllt_fw_link_closed.argtypes = (C.c_void_p,)
+        lib.lllt_fw_idle_room.restype = C.c_uint32
+        lib.lllt_fw_idle_room.argtypes = (C.c_void_p,)
+        lib.lllt_fw_idle.restype = C.c_uint32
+        lib.lllt_fw_idle.argtypes = (C.c_void_p, C.c_uint32)
         lib.lllt_fw_snapshot_get.restype = None
         lib.lllt_fw_snapshot_get.argtypes = (C.c_void_p, C.POINTER(Snapshot))
     except AttributeError as err:

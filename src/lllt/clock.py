@@ -171,6 +171,52 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self._timer_seq += 1
         return self._push_timer(when, callback, args, None, self._timer_seq - (1 << 62))
 
+    def device_horizon(self) -> tuple[float, bool] | None:
+        """How far a simulated device's timer callback may go on without returning to the
+        loop: ``(instant, inclusive)``, or None when it must return now.
+
+        Going on changes nothing but the cost while the loop races (``speed=None``, not
+        held), no callback is ready, and the real selector was polled within the last
+        millisecond; then up to the next timer (``inclusive``: that timer is a host's,
+        which a device's timer at the same instant precedes). Found with
+        ``getattr(loop, "device_horizon", None)``, as ``call_at_first``.
+        """
+        if self._speed is not None or self._holds or self._ready:  # type: ignore[attr-defined]
+            return None
+        selector = self._selector  # type: ignore[attr-defined]
+        if time.monotonic() - selector._last_poll >= _REAL_POLL_INTERVAL:
+            return None  # real I/O (a signal, a socket) is due a look first
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        while scheduled and scheduled[0]._cancelled:  # as asyncio's own _run_once does
+            self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
+            heapq.heappop(scheduled)._scheduled = False
+        if not scheduled:
+            return (float("inf"), True)
+        top = scheduled[0]
+        at, seq = top._key if isinstance(top, _OrderedTimer) else (top.when(), 0)
+        return (at, seq >= 0)
+
+    def run_ahead(self, when: float, *, move: bool = True) -> bool:
+        """For a simulated device's timer callback: act at ``when`` now, within
+        :meth:`device_horizon`? If so (and ``move``) the clock moves to ``when``, and True
+        is returned: the same run, timer for timer.
+
+        A timer less than the loop's clock resolution after ``when`` would have run at
+        ``when`` itself had the device's timer fired there (asyncio takes every timer
+        within the resolution as due): then the device must go back to the loop and fire
+        there. The clock is set to ``when`` itself, where a loop that went there timer by
+        timer lands too (``v + (w - v)`` is exactly ``w`` for a short step).
+        """
+        horizon = self.device_horizon()
+        if horizon is None:
+            return False
+        at, inclusive = horizon
+        if not (when + self._clock_resolution <= at or (inclusive and when == at)):  # type: ignore[attr-defined]
+            return False
+        if move and when > self._vtime:
+            self._vtime = when
+        return True
+
     def _push_timer(
         self, when: float, callback: Callable[..., object], args: Any, context: Any, seq: int
     ) -> asyncio.TimerHandle:

@@ -51,6 +51,10 @@ def load(path: Path = LIB_PATH) -> C.CDLL:
     lib.lllt_fw_snapshot_get.argtypes = [C.c_void_p, C.POINTER(Snapshot)]
     lib.lllt_fw_traps.restype = C.c_uint32
     lib.lllt_fw_traps.argtypes = [C.c_void_p]
+    lib.lllt_fw_idle_room.restype = C.c_uint32
+    lib.lllt_fw_idle_room.argtypes = [C.c_void_p]
+    lib.lllt_fw_idle.restype = C.c_uint32
+    lib.lllt_fw_idle.argtypes = [C.c_void_p, C.c_uint32]
     return lib
 
 

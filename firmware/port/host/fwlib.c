@@ -257,6 +257,30 @@ uint64_t lllt_fw_next_due(const lllt_fw *fw)
     return fw->now + (uint64_t)(ahead > 0 ? ahead : 0);
 }
 
+uint32_t lllt_fw_idle_room(const lllt_fw *fw) { return core_idle_room(&fw->core); }
+
+uint32_t lllt_fw_idle(lllt_fw *fw, uint32_t n)
+{
+    jmp_buf jb;
+    lllt_core_t *c = &fw->core;
+    if (n == 0 || n > core_idle_room(c)) {
+        return 0;
+    }
+    if (setjmp(jb)) {
+        fw->trap_jmp = NULL;
+        lllt_fw_boot(fw, LLLT_FWLIB_BOOT_SOFTWARE, fw->now);
+        return 0;
+    }
+    fw->trap_jmp = &jb;
+    core_idle_ticks(c, n);
+    fw->trap_jmp = NULL;
+    uint64_t t = fw->boot_at + c->tick_ms_now;
+    if (t > fw->now) {
+        fw->now = t;
+    }
+    return n;
+}
+
 void lllt_fw_link_closed(lllt_fw *fw) { core_link_closed(&fw->core); }
 
 void lllt_fw_snapshot_get(const lllt_fw *fw, lllt_fwlib_snapshot *out)

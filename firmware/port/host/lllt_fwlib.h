@@ -240,6 +240,18 @@ LLLT_FWLIB_API void lllt_fw_snapshot_get(const lllt_fw *fw, lllt_fwlib_snapshot 
  * the instance with cause SOFTWARE. A test expects 0. (Added within version 1: a new
  * function, no struct changed.) */
 LLLT_FWLIB_API uint32_t lllt_fw_traps(const lllt_fw *fw);
+/* Idle stretches at CPU speed (added within version 1: two new functions, no struct
+ * changed). lllt_fw_idle_room(): how many of the next control ticks the firmware could
+ * pass at once: 0 unless it is idle (no session, no fault latched, emitters off), and
+ * only ticks before the next telemetry sample or record step. lllt_fw_idle(fw, n): those
+ * n ticks as n lllt_fw_poll() calls at their times would leave the firmware, with one
+ * hal.sense() and hal.output_sense() at the last of them; returns n, or 0 (nothing done)
+ * when n is 0 or above the room. The caller promises what a plant that the caller can
+ * solve in closed form knows: every tick passed is dark, no reading in them reaches the
+ * cut-off or leaves the sensor range, and the head sensor and the supply do not change.
+ * A last reading that breaks the promise traps (the instance reboots, 0 is returned). */
+LLLT_FWLIB_API uint32_t lllt_fw_idle_room(const lllt_fw *fw);
+LLLT_FWLIB_API uint32_t lllt_fw_idle(lllt_fw *fw, uint32_t n);
 
 #ifdef __cplusplus
 }
