@@ -9,7 +9,8 @@
  * ABI VERSION 1. This header is a contract: fields are only ever appended, and any
  * change bumps LLLT_FWLIB_ABI_VERSION and is said here and in the commit message.
  * Changes within version 1 (before any release): hal.driver_test was added at the end
- * of lllt_fwlib_hal, 40 minutes after the first commit of this header.
+ * of lllt_fwlib_hal, 40 minutes after the first commit of this header; later the new
+ * functions lllt_fw_traps(), lllt_fw_idle_room() and lllt_fw_idle() (no struct changed).
  * lllt_fw_abi_version() returns the version the library was built with; a caller checks
  * it before anything else.
  *
