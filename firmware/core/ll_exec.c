@@ -356,21 +356,25 @@ void ll_tick(lllt_core_t *c)
     c->ambient_q = s.ambient_q;
     c->supply_mv = s.supply_mv;
 
-    /* 2. fluence from the measured output: irradiance × duty × dt */
+    /* 2. fluence from the measured output: irradiance × duty × dt. A channel over its
+     * allowed output does not follow its commands (a driver stuck on): it may conduct
+     * through the off-time of its PWM too, so it counts at full duty, and the record never
+     * counts less than the channel delivered. */
     bool emitting = false;
     for (uint8_t i = 0; i < hw->n_ch; i++) {
         uint16_t m = c->meas_q[i];
+        bool over = over_output(c->pwm[i].level_q, m);
         if (m) {
             emitting = true;
         }
         if (c->iv_session && m) {
-            uint64_t u = (uint64_t)m * c->pwm[i].duty * T;
+            uint64_t u = (uint64_t)m * (over ? LL_FULL_DUTY : c->pwm[i].duty) * T;
             c->fl[i] += u;
             if (c->iv_running) {
                 c->sfl[i] += u;
             }
         }
-        c->oo[i] = over_output(c->pwm[i].level_q, m) ? (uint8_t)(c->oo[i] < 255 ? c->oo[i] + 1 : 255) : 0;
+        c->oo[i] = over ? (uint8_t)(c->oo[i] < 255 ? c->oo[i] + 1 : 255) : 0;
     }
     if (c->iv_session && emitting) {
         c->emit += T;

@@ -456,6 +456,31 @@ static void test_over_output_opens_the_master_switch(void **s)
     assert_true(FB.master);
 }
 
+static void test_a_stuck_driver_counts_at_full_duty(void **s)
+{
+    /* a pulsed session (10 Hz, 50 %) whose driver sticks on: it may conduct through the
+     * off-time too, so each tick it reads over its allowed output counts at full duty; at
+     * the commanded duty the record would hold less than the channel delivered */
+    (void)s;
+    setup_device();
+    tel_off();
+    uint8_t plan[100];
+    size_t n = fb_plan(plan, 29, LL_POLICY_FINISH, 1000, 60000, 0, CH0, 1, 300);
+    ll_put32(plan + 10 + 9, 10000); /* pulse 10 Hz */
+    ll_put16(plan + 10 + 13, 5000); /* duty 50 % */
+    upload_start(plan, n);
+    fb_run_ms(1000);
+    assert_int_equal(CORE.state, LL_ST_RUNNING);
+    uint64_t before = CORE.fl[0];
+    assert_int_equal(before % (300ull * 5000u * 10u), 0); /* so far at the commanded duty */
+    FB.stuck_q[0] = 800; /* over 120 % of 3 mW/cm² + 0.05 */
+    fb_run_ms(30);
+    assert_int_equal(CORE.state, LL_ST_FAULT);
+    assert_int_equal(CORE.records[0].reason, LL_IL_OVER_OUTPUT);
+    /* the two ticks read over the limit before the trip: 8 mW/cm², full duty, 10 ms */
+    assert_true(CORE.fl[0] - before == 2ull * 800u * 10000u * 10u);
+}
+
 static void test_output_above_120_percent_is_over_output(void **s)
 {
     (void)s;
@@ -1006,6 +1031,7 @@ int main(void)
         cmocka_unit_test(test_too_hot_to_start),
         cmocka_unit_test(test_sensor_fault),
         cmocka_unit_test(test_over_output_opens_the_master_switch),
+        cmocka_unit_test(test_a_stuck_driver_counts_at_full_duty),
         cmocka_unit_test(test_output_above_120_percent_is_over_output),
         cmocka_unit_test(test_brownout),
         cmocka_unit_test(test_head_off_pauses_and_aborts_after_five_minutes),
