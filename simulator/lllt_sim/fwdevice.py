@@ -424,9 +424,8 @@ class FirmwareDevice:
         lib, fw, loop = self._lib, self._fw, self._loop
         room = min(lib.lllt_fw_idle_room(fw), self.IDLE_MAX_TICKS)
         horizon = getattr(loop, "device_horizon", None)
-        if room < 2 or horizon is None or (limit := horizon()) is None:
+        if room < 2 or horizon is None or (at := horizon()) is None:
             return False
-        at = limit[0]
         t0 = self._t0
         may = loop.run_ahead  # type: ignore[union-attr]
 

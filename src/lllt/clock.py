@@ -171,14 +171,13 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self._timer_seq += 1
         return self._push_timer(when, callback, args, None, self._timer_seq - (1 << 62))
 
-    def device_horizon(self) -> tuple[float, bool] | None:
+    def device_horizon(self) -> float | None:
         """How far a simulated device's timer callback may go on without returning to the
-        loop: ``(instant, inclusive)``, or None when it must return now.
+        loop: to (not including) the instant returned, or None when it must return now.
 
         Going on changes nothing but the cost while the loop races (``speed=None``, not
         held), no callback is ready, and the real selector was polled within the last
-        millisecond; then up to the next timer (``inclusive``: that timer is a host's,
-        which a device's timer at the same instant precedes). Found with
+        millisecond; then up to the next timer. Found with
         ``getattr(loop, "device_horizon", None)``, as ``call_at_first``.
         """
         if self._speed is not None or self._holds or self._ready:  # type: ignore[attr-defined]
@@ -190,28 +189,22 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         while scheduled and scheduled[0]._cancelled:  # as asyncio's own _run_once does
             self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
             heapq.heappop(scheduled)._scheduled = False
-        if not scheduled:
-            return (float("inf"), True)
-        top = scheduled[0]
-        at, seq = top._key if isinstance(top, _OrderedTimer) else (top.when(), 0)
-        return (at, seq >= 0)
+        return scheduled[0].when() if scheduled else float("inf")
 
     def run_ahead(self, when: float, *, move: bool = True) -> bool:
-        """For a simulated device's timer callback: act at ``when`` now, within
+        """For a simulated device's timer callback: act at ``when`` now, before
         :meth:`device_horizon`? If so (and ``move``) the clock moves to ``when``, and True
         is returned: the same run, timer for timer.
 
-        A timer less than the loop's clock resolution after ``when`` would have run at
-        ``when`` itself had the device's timer fired there (asyncio takes every timer
-        within the resolution as due): then the device must go back to the loop and fire
-        there. The clock is set to ``when`` itself, where a loop that went there timer by
-        timer lands too (``v + (w - v)`` is exactly ``w`` for a short step).
+        Only strictly before the next timer, by more than the loop's clock resolution: a
+        timer at ``when`` (or within the resolution after it, which asyncio takes as due)
+        must run in the same loop iteration as the device's, as it would have, so that
+        what the device's action makes ready runs after it. The clock is set to ``when``
+        itself, where a loop that went there timer by timer lands too (``v + (w - v)`` is
+        exactly ``w`` for a short step).
         """
-        horizon = self.device_horizon()
-        if horizon is None:
-            return False
-        at, inclusive = horizon
-        if not (when + self._clock_resolution <= at or (inclusive and when == at)):  # type: ignore[attr-defined]
+        at = self.device_horizon()
+        if at is None or not when + self._clock_resolution <= at:  # type: ignore[attr-defined]
             return False
         if move and when > self._vtime:
             self._vtime = when
