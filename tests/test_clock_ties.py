@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from lllt import clock
 
 
@@ -104,3 +106,47 @@ def test_settle_on_an_ordinary_loop_returns_at_once() -> None:
         return not seen  # nothing else was let run first
 
     assert asyncio.run(main())
+
+
+def test_a_device_runs_ahead_only_strictly_before_the_next_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run_ahead`` lets a device's callback act at a later instant without a trip
+    through the loop, but never at (or within the clock's resolution before) an instant
+    where another timer is due: that timer must run in the same loop iteration as the
+    device's action, as it would have. Nor while a paced loop follows real time."""
+    # the look at real I/O every wall millisecond would make this depend on the machine
+    monkeypatch.setattr(clock, "_REAL_POLL_INTERVAL", 3600.0)
+
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, clock.VirtualClockLoop)
+        out: list[object] = []
+
+        def device() -> None:
+            out.append(loop.run_ahead(1.5, move=False))  # before the host's 2.0: yes
+            out.append(loop.time())  # and a dry check does not move the clock
+            out.append(loop.run_ahead(1.5))
+            out.append(loop.time())
+            out.append(loop.run_ahead(2.0))  # the host timer's own instant: no
+            out.append(loop.run_ahead(2.0 - 1e-12))  # within the resolution: no
+            out.append(loop.time())
+
+        loop.call_at(2.0, lambda: out.append(("host", loop.time())))
+        loop.call_at_first(1.0, device)
+        await asyncio.sleep(3.0)
+        loop.call_soon(lambda: out.append(loop.run_ahead(10.0)))  # something is ready
+        loop.call_soon(lambda: None)
+        await asyncio.sleep(0.5)
+        return out
+
+    assert clock.run(main(), virtual=True) == [
+        True, 1.0, True, 1.5, False, False, 1.5, ("host", 2.0), False,
+    ]  # fmt: skip
+
+    async def paced() -> bool:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, clock.VirtualClockLoop)
+        return loop.run_ahead(loop.time() + 0.5)
+
+    assert clock.run(paced(), virtual=True, speed=1000.0) is False
