@@ -83,3 +83,24 @@ def test_every_transport_takes_the_link_option_and_reports_its_problems() -> Non
         make_transport("sim://reference-cap?link=melt")
     with pytest.raises(URLError, match="link_seed"):
         make_transport("sim://reference-cap?link=drop&link_seed=x")
+
+
+def test_a_cut_loses_what_follows_it_in_the_same_write() -> None:
+    """Differential seed 1842: the simulator wrote a tick's events one frame per write,
+    the firmware all in one; a cut at the first let the rest of the firmware's write
+    through (the host saw the FAULT event and decided otherwise). What arrives must not
+    depend on how the sender cut its writes into chunks."""
+    events = [
+        frame(W.Event(85_700, W.EventKind.INTERLOCK, 8, 1, -5500, 0), 1),
+        frame(W.Event(85_700, W.EventKind.FAULT, 8, 1, 1, 0), 2),
+        frame(W.Event(85_700, W.EventKind.STATE, 4, 2, 8, 0), 3),
+    ]
+    one_write = LinkFaults.parse("cut,to=host,type=EVENT")
+    assert one_write.process(b"".join(events), "host", 1.0) == [] and one_write.cut
+    per_frame = LinkFaults.parse("cut,to=host,type=EVENT")
+    got = [v for f in events for v in per_frame.process(f, "host", 1.0) if not per_frame.cut]
+    assert got == [] and per_frame.cut
+    # frames before the cut in the same write still pass
+    before = LinkFaults.parse("cut,to=host,type=EVENT")
+    hb = frame(W.Ack(), 9)
+    assert [v.data for v in before.process(hb + events[0] + events[1], "host", 1.0)] == [hb]

@@ -17,7 +17,8 @@ Grammar: rules separated by ``;``, each ``ACTION[:ARG][,KEY=VALUE...]``::
     cut,at=12s                           the link goes down 12 s after it opened
 
 Actions: ``drop``, ``dup``, ``delay:TIME``, ``corrupt`` (one byte of the frame flipped), and
-``cut`` (the link is lost: the transport reports it, the client may reconnect; once,
+``cut`` (the link is lost at that frame: it and every byte behind it, in the same write
+or later, never arrive; the transport reports the loss, the client may reconnect; once,
 unless ``n`` says otherwise). Keys:
 ``to=device|host`` (direction; default both), ``type=NAME|0xNN`` (message type; several
 joined with ``|``), ``at=TIME`` and ``for=TIME`` (window from the time the link opened),
@@ -209,6 +210,7 @@ class LinkFaults:
         buf = self._partial[to]
         buf += data
         out: list[Verdict] = []
+        was_cut = self.cut
         while True:
             end = buf.find(0)
             if end < 0:
@@ -216,6 +218,11 @@ class LinkFaults:
             frame = bytes(buf[: end + 1])
             del buf[: end + 1]
             out.extend(self._fate(frame, to, t))
+            if self.cut and not was_cut:
+                # the link went down at that frame: what follows it in this write is lost
+                # with it, however the sender cut its writes into chunks
+                buf.clear()
+                break
         return out
 
     def _fate(self, frame: bytes, to: str, t: float) -> Iterable[Verdict]:
