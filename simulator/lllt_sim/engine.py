@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable
+from fractions import Fraction
 
 from lllt import wire
 from lllt_sim import plans
@@ -593,17 +594,22 @@ class Engine:
         if running:
             assert self._splan is not None
             step = self._splan.steps[self._step]
-            frac = 1.0
+            num = den = 1
             if step.ramp_ms and ph.sel < step.ramp_ms:
                 ramping = True
                 # midpoint of the tick: a linear ramp delivers exactly half its fluence
-                frac = min(1.0, (2 * ph.sel + T) / (2.0 * step.ramp_ms))
-            scale = frac * self._derate / 1000.0
+                num = min(2 * ph.sel + T, 2 * step.ramp_ms)
+                den = 2 * step.ramp_ms
+            exact = num == den and self._derate == 1000
             fluence_step = step.kind == wire.StepKind.FLUENCE
             for s in step.setpoints:
                 if fluence_step and self._done[s.index]:
                     continue
-                sp[s.index] = s.irr if scale == 1.0 else round(s.irr * scale)
+                # in integers, rounded half to even, as the firmware does: in floating
+                # point an exact half came out either side (differential seed 3083)
+                sp[s.index] = (
+                    s.irr if exact else round(Fraction(s.irr * num * self._derate, den * 1000))
+                )
                 duty[s.index] = step.duty
         master = (IL.OVER_OUTPUT, wire.NO_INDEX) not in self._latched and not self._brownout
         mode = [OFF] * n_ch

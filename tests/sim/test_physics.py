@@ -199,6 +199,24 @@ def test_fluence_integrates_output_duty_and_half_the_ramp_exactly() -> None:
     simulate(body)
 
 
+def test_ramp_setpoints_are_exact_integers_rounded_half_to_even() -> None:
+    """Differential seed 3083: 10 mW/cm² with a 6 s ramp; at 3,040 ms into the ramp the
+    setpoint is exactly 5.075 mW/cm² (507.5 in 0.01 units). The firmware rounds that half
+    to even in integers (5.08); the simulator computed it in floating point (5.07), so
+    their fluence differed and a fluence target was reached a tick apart."""
+
+    async def body(h: Host) -> None:
+        h.hello()
+        h.request(W.SetTelemetry(10))  # every tick
+        h.start_plan(plan(step(8, {0: 10.0}, ramp_s=6)))
+        await asyncio.sleep(7)
+        seen = {round(t.setpoint[0] * 100) for t in h.telemetry() if t.state == W.State.RUNNING}
+        assert 508 in seen and 507 not in seen
+        assert 1000 in seen  # the ramp ran to its end
+
+    simulate(body)
+
+
 def test_a_fluence_step_stops_each_channel_at_its_target() -> None:
     async def body(h: Host) -> None:
         h.hello()
