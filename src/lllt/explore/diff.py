@@ -9,7 +9,9 @@ seed), so any difference is a difference of control: of the two implementations 
 
 - **events**: every EVENT the device sent, in order: the same kind, fields ``a`` and
   ``b``, the same device time, ``value`` and ``limit`` (quantities that integrate over
-  time, such as emitting ms and fluence, within 1 %);
+  time, such as emitting ms and fluence, within 1 %; an interlock's reading of a zone or
+  of a channel at full drive, which follows the board temperature, within one count, as
+  the zone readings below);
 - **states**: the device's once-a-second samples: state, plan, emitting, the zone
   readings (the same plant: the same to 0.01 °C), fluence per channel within 1 %;
 - **sessions**: every session the device ran: plan, outcome, the light really emitted per
@@ -44,6 +46,11 @@ REL = 0.01  # 1 %
 TIME_TOL_MS = 0  # device times must agree exactly
 #: event fields that integrate over time (ms of emission, fluence): compared within 1 %
 _INTEGRATED = {"session_end": ("value",), "target_reached": ("value",)}
+#: interlocks whose value is a reading that follows the plant's temperatures: the engine
+#: solves the thermal model in closed form, the firmware's plant tick by tick, and the two
+#: floats may round to neighbouring counts (differential seed 4209: a stuck channel read
+#: 11.59 against 11.60 mW/cm²); compared within one count, as the zone readings
+_READINGS = {1, 9}  # THERMAL_CUTOFF (0.01 °C), OVER_OUTPUT (0.01 mW/cm²)
 
 
 def replay_command(seed: int) -> str:
@@ -117,9 +124,15 @@ def compare_events(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[Dif
             out.append(Difference("events", f"{what}: fw sent it at {y['t_ms']} ms"))
             return out
         integrated = _INTEGRATED.get(x["event"], ())
+        reading = x["event"] == "interlock" and x["a"] in _READINGS
         for key in ("value", "limit"):
-            exact = key not in integrated
-            if (x[key] != y[key]) if exact else not _near(x[key], y[key], abs_tol=10):
+            if key in integrated:
+                same = _near(x[key], y[key], abs_tol=10)
+            elif key == "value" and reading:
+                same = abs(x[key] - y[key]) <= 1
+            else:
+                same = x[key] == y[key]
+            if not same:
                 out.append(Difference("events", f"{what}: {key} sim {x[key]}, fw {y[key]}"))
     if len(a) != len(b):
         longer, name = (a, "sim") if len(a) > len(b) else (b, "fw")

@@ -187,9 +187,24 @@ class FwHandle:
             )
             self.device.feed(frame)
 
-    def side_channel(self, data: bytes) -> None:
-        if self.device is not None:
-            self.device.feed(data)
+    def side_channel(self, data: bytes) -> bool:
+        """Bytes from a second wired client, as the simulator's handle takes them. False
+        when they cannot reach the firmware intact: off, or its own link faults
+        (``link_drop``, ``corrupt``) active on its input now. (It said nothing, and the
+        explorer took every such ABORT as delivered: differential seed 3412.)"""
+        from lllt_sim.link import link_state
+
+        dev = self.device
+        if dev is None:
+            return False
+        windows = dev._windows
+        drop, rate = (
+            link_state(windows, dev._abs_now())
+            if windows and dev._loop is not None
+            else (False, 0.0)
+        )
+        dev.feed(data)
+        return not drop and rate == 0.0
 
     def _from_device(self, data: bytes) -> None:
         if self.attached is not None:
