@@ -175,6 +175,55 @@ def test_a_late_hello_info_is_not_taken_for_the_retried_hellos_nonce() -> None:
     assert isinstance(hellos, list) and len(hellos) == 2 and hellos[0] != hellos[1]
 
 
+def test_a_hello_duplicated_on_the_link_costs_one_more_hello_not_the_session() -> None:
+    # Differential seed 5523: a link that duplicates frames delivered HELLO twice; the
+    # device drew a nonce for each and answered both, the host took the first answer,
+    # and its signed START was refused (AuthError: the run failed). A signed request
+    # refused with AUTH_FAILED now gets one new HELLO and one more try.
+    key = bytes(range(32))
+    device: dict[str, object] = {"hellos": 0, "refused": 0}
+
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        if frame.type == W.MsgType.HELLO:
+            copies = 2 if device["hellos"] == 0 else 1  # the first HELLO arrives twice
+            for _ in range(copies):
+                n = int(device["hellos"]) + 1  # type: ignore[call-overload]
+                device["hellos"] = n
+                device["nonce"] = bytes([n]) * 16
+                t.reply(load_profile("reference-cap").hello_info(nonce=bytes([n]) * 16), frame.seq)
+            return
+        nonce = device["nonce"]
+        assert isinstance(nonce, bytes)
+        if W.verify_auth(key, nonce, frame) is None:
+            device["refused"] = int(device["refused"]) + 1  # type: ignore[call-overload]
+            t.reply(W.Nack(W.NackCode.AUTH_FAILED, 0, 0, 0, "wrong authentication tag"), frame.seq)
+        else:
+            t.reply(W.Ack(), frame.seq)
+
+    async def body(cap: Cap) -> None:
+        await cap.request(W.Heartbeat(), sign=True)
+        await cap.request(W.Heartbeat(), sign=True)  # and the conversation goes on
+
+    run(handler, body, key=key)
+    assert device["hellos"] == 3 and device["refused"] == 1
+
+    tries: list[int] = []
+
+    def wrong_key(t: FakeTransport, frame: W.Frame) -> None:
+        if frame.type == W.MsgType.HELLO:
+            t.reply(HELLO, frame.seq)
+        else:
+            tries.append(frame.seq)
+            t.reply(W.Nack(W.NackCode.AUTH_FAILED, 0, 0, 0, "wrong authentication tag"), frame.seq)
+
+    async def signed(cap: Cap) -> None:
+        await cap.request(W.Heartbeat(), sign=True)
+
+    with pytest.raises(AuthError):  # a wrong key is still an AuthError, after one more try
+        run(wrong_key, signed, key=key)
+    assert len(tries) == 2
+
+
 def test_safety_nack_becomes_refused_by_device_with_fields() -> None:
     def handler(t: FakeTransport, frame: W.Frame) -> None:
         t.reply(W.Nack(W.NackCode.LIMIT_IRRADIANCE, 3, 1000, 1250, "max 10"), frame.seq)

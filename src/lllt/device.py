@@ -246,6 +246,7 @@ class Cap:
         self._decoder = W.FrameDecoder()
         self.counters = W.LinkCounters()
         self._seq = secrets.randbelow(0x10000)
+        self._hello_seq: int | None = None  # the seq of the HELLO whose answer was taken
         self._pending: dict[int, tuple[asyncio.Future[W.Message], int]] = {}
         self._subs: list[Subscription] = []
         self._listeners: list[Callable[[W.Message], None]] = []
@@ -327,10 +328,22 @@ class Cap:
         """
         for _ in range(self.retries):
             try:
-                return await self.request(W.Hello(), retries=0)
+                return await self._hello_once()
             except DeviceTimeout:
                 self.counters.retries += 1
+        return await self._hello_once()
+
+    async def _hello_once(self) -> W.Message:
+        self._hello_seq = (self._seq + 1) & 0xFFFF  # the seq request() takes, at once
         return await self.request(W.Hello(), retries=0)
+
+    def _later_hello_info(self, hello: W.HelloInfo) -> None:
+        """Another HELLO_INFO for the HELLO taken: the link delivered that HELLO twice and
+        the device drew a second nonce, which is the one it holds now (seed 5523)."""
+        if self._auth is not None and hello.nonce != self._auth.nonce:
+            key = self._auth.key
+            self._hello = hello
+            self._auth = W.AuthState(key, hello.nonce)
 
     def _accept_hello(self, hello: W.HelloInfo) -> None:
         if hello.major != W.PROTOCOL_MAJOR:
@@ -387,7 +400,47 @@ class Cap:
         timeout: float | None = None,
         retries: int | None = None,
     ) -> W.Message:
-        """Send one request and return its reply; NACK raises Rejected (or a subclass)."""
+        """Send one request and return its reply; NACK raises Rejected (or a subclass).
+
+        A signed request refused with AUTH_FAILED is sent once more after a new HELLO:
+        the nonce it was signed with may be stale (a HELLO duplicated on the link drew a
+        second nonce after the one this host took). A refused request was not executed,
+        so the second try is safe; a wrong key fails again and raises AuthError.
+        """
+        reply = await self._exchange(msg, sign=sign, timeout=timeout, retries=retries)
+        if isinstance(reply, W.Nack) and sign and reply.code == W.NackCode.AUTH_FAILED:
+            await self._renew_nonce()
+            reply = await self._exchange(msg, sign=sign, timeout=timeout, retries=retries)
+        if isinstance(reply, W.Nack):
+            raise self._nack_error(msg, reply)
+        expected = _REPLIES.get(msg.TYPE, (W.MsgType.ACK,))
+        if reply.TYPE not in expected:
+            raise MalformedReply(
+                f"{self.url} answered {msg.TYPE.name} with {reply.TYPE.name}",
+                advice="The device does not follow the protocol; update its firmware.",
+            )
+        return reply
+
+    async def _renew_nonce(self) -> None:
+        """HELLO again on the open link for a fresh nonce: the same device, the same
+        state (a reboot seen before stays seen)."""
+        serial, rebooted = self.info.serial, self.rebooted
+        await self.handshake()
+        self.rebooted = self.rebooted or rebooted
+        if self.info.serial != serial:
+            raise DeviceError(
+                f"{self.url} is now another device ({self.info.serial}, was {serial})"
+            )
+
+    async def _exchange(
+        self,
+        msg: W.Message,
+        *,
+        sign: bool,
+        timeout: float | None,
+        retries: int | None,
+    ) -> W.Message:
+        """One request and whatever answers it (a NACK included), with retries."""
         if self._lost is not None:
             raise LinkLost(f"the link to {self.url} is lost: {self._lost}")
         seq = self._next_seq()
@@ -438,16 +491,7 @@ class Cap:
             if timer is not None:
                 timer.cancel()
             self._pending.pop(seq, None)
-        reply = fut.result()
-        if isinstance(reply, W.Nack):
-            raise self._nack_error(msg, reply)
-        expected = _REPLIES.get(msg.TYPE, (W.MsgType.ACK,))
-        if reply.TYPE not in expected:
-            raise MalformedReply(
-                f"{self.url} answered {msg.TYPE.name} with {reply.TYPE.name}",
-                advice="The device does not follow the protocol; update its firmware.",
-            )
-        return reply
+        return fut.result()
 
     def _nack_error(self, request: W.Message, nack: W.Nack) -> Rejected:
         code = nack.code
@@ -656,6 +700,9 @@ class Cap:
                 continue
             entry = self._pending.get(frame.seq)
             if entry is None or entry[0].done():
+                if isinstance(msg, W.HelloInfo) and frame.seq == self._hello_seq:
+                    self._later_hello_info(msg)
+                    continue
                 if isinstance(msg, W.Status):
                     # wire 1.1: the STATUS a device sends right after ABORT (and after a
                     # session ends) is a sample like telemetry: the proof of "emitters off"
