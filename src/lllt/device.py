@@ -339,7 +339,7 @@ class Cap:
 
     def _later_hello_info(self, hello: W.HelloInfo) -> None:
         """Another HELLO_INFO for the HELLO taken: the link delivered that HELLO twice and
-        the device drew a second nonce, which is the one it holds now (seed 5523)."""
+        the device drew a second nonce, which is the one it holds now."""
         if self._auth is not None and hello.nonce != self._auth.nonce:
             key = self._auth.key
             self._hello = hello
