@@ -185,6 +185,15 @@ def _fault_order(e: tuple[int, int, bool]) -> tuple[int, bool, int]:
     return (e[0], not e[2], e[1])
 
 
+def _scaled(irr: int, num: int, den: int, derate: int) -> int:
+    """A setpoint ``irr`` × ``num``/``den`` (a ramp) × ``derate``/1000, in integers of
+    0.01 mW/cm² rounded half to even, as the firmware computes it: in floating point an
+    exact half came out either side (differential seeds 3083, 3107, 4159)."""
+    if num == den and derate == 1000:
+        return irr
+    return round(Fraction(irr * num * derate, den * 1000))
+
+
 class Engine:
     """The device's state and its control tick (see the module docstring)."""
 
@@ -598,18 +607,12 @@ class Engine:
             if step.ramp_ms and ph.sel < step.ramp_ms:
                 ramping = True
                 # midpoint of the tick: a linear ramp delivers exactly half its fluence
-                num = min(2 * ph.sel + T, 2 * step.ramp_ms)
-                den = 2 * step.ramp_ms
-            exact = num == den and self._derate == 1000
+                num, den = min(2 * ph.sel + T, 2 * step.ramp_ms), 2 * step.ramp_ms
             fluence_step = step.kind == wire.StepKind.FLUENCE
             for s in step.setpoints:
                 if fluence_step and self._done[s.index]:
                     continue
-                # in integers, rounded half to even, as the firmware does: in floating
-                # point an exact half came out either side (differential seed 3083)
-                sp[s.index] = (
-                    s.irr if exact else round(Fraction(s.irr * num * self._derate, den * 1000))
-                )
+                sp[s.index] = _scaled(s.irr, num, den, self._derate)
                 duty[s.index] = step.duty
         master = (IL.OVER_OUTPUT, wire.NO_INDEX) not in self._latched and not self._brownout
         mode = [OFF] * n_ch
