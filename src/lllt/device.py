@@ -324,18 +324,19 @@ class Cap:
         again (§4 of the wire protocol): when the first HELLO_INFO is merely late, the
         device has already replaced the nonce it carries. Each try has its own seq; only
         the answer to the newest HELLO is taken, and a late answer to an earlier one is
-        counted unexpected and dropped.
+        counted unexpected and dropped. Each try waits twice as long as the one before,
+        so a device that is merely slow (a loaded emulator) is still heard.
         """
-        for _ in range(self.retries):
+        for attempt in range(self.retries):
             try:
-                return await self._hello_once()
+                return await self._hello_once(self.timeout * 2**attempt)
             except DeviceTimeout:
                 self.counters.retries += 1
-        return await self._hello_once()
+        return await self._hello_once(self.timeout * 2**self.retries)
 
-    async def _hello_once(self) -> W.Message:
+    async def _hello_once(self, wait: float) -> W.Message:
         self._hello_seq = (self._seq + 1) & 0xFFFF  # the seq request() takes, at once
-        return await self.request(W.Hello(), retries=0)
+        return await self.request(W.Hello(), retries=0, timeout=wait)
 
     def _later_hello_info(self, hello: W.HelloInfo) -> None:
         """Another HELLO_INFO for the HELLO taken: the link delivered that HELLO twice and
