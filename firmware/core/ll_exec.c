@@ -337,6 +337,17 @@ bool ll_fault_cause(lllt_core_t *c, const ll_latch_t *l, int32_t *limit, int32_t
     }
 }
 
+/* a tick's sensors, and what the channels emitted over the interval that ended */
+static void read_sensors(lllt_core_t *c, lllt_sense_t *s)
+{
+    memset(s, 0, sizeof *s);
+    hal_sense(c->board, s);
+    hal_output_sense(c->board, c->meas_q, c->hw.n_ch);
+    memcpy(c->temp_q, s->temp_q, sizeof c->temp_q);
+    c->ambient_q = s->ambient_q;
+    c->supply_mv = s->supply_mv;
+}
+
 void ll_tick(lllt_core_t *c)
 {
     const ll_board_t *hw = &c->hw;
@@ -349,12 +360,7 @@ void ll_tick(lllt_core_t *c)
 
     /* 1. sensors, and what the channels emitted over the interval that ended */
     lllt_sense_t s;
-    memset(&s, 0, sizeof s);
-    hal_sense(c->board, &s);
-    hal_output_sense(c->board, c->meas_q, hw->n_ch);
-    memcpy(c->temp_q, s.temp_q, sizeof c->temp_q);
-    c->ambient_q = s.ambient_q;
-    c->supply_mv = s.supply_mv;
+    read_sensors(c, &s);
 
     /* 2. fluence from the measured output: irradiance × duty × dt. A channel over its
      * allowed output does not follow its commands (a driver stuck on): it may conduct
@@ -496,12 +502,7 @@ void core_idle_ticks(lllt_core_t *c, uint32_t n)
 
     /* 1. the last tick's sensors; every tick passed was dark and tripped nothing */
     lllt_sense_t s;
-    memset(&s, 0, sizeof s);
-    hal_sense(c->board, &s);
-    hal_output_sense(c->board, c->meas_q, hw->n_ch);
-    memcpy(c->temp_q, s.temp_q, sizeof c->temp_q);
-    c->ambient_q = s.ambient_q;
-    c->supply_mv = s.supply_mv;
+    read_sensors(c, &s);
     for (uint8_t i = 0; i < hw->n_ch; i++) {
         LL_ASSERT(c, c->meas_q[i] == 0);
         c->oo[i] = 0; /* commanded off and dark: never over the output */
