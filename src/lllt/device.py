@@ -169,6 +169,12 @@ class Subscription(AsyncIterator[Any]):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def put(self, item: Any) -> None:
+        """Queue ``item`` as the stream's next message, as if the cap had sent it: for the
+        consumer's own watchdog, whose verdict must reach the loop that reads this stream
+        in order with the frames."""
+        self._push(item)
+
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
         waiter = self._waiter

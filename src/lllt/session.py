@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from lllt.device import Cap, Subscription
     from lllt.plan import SessionPlan
     from lllt.protocol import Protocol
-    from lllt.safety import Limits, MonitorAction, PreflightResult
+    from lllt.safety import Limits, MonitorAction, PreflightResult, RuntimeMonitor
     from lllt.store import SessionRecorder, Store
 
 DEFAULT_TELEMETRY_HZ = 10.0
@@ -175,6 +175,20 @@ class _Silence:
 
 
 # --- reconciliation ------------------------------------------------------------------------
+
+
+@dataclass
+class _Watch:
+    """The state of one supervision loop (``SessionRunner._supervise``)."""
+
+    stream: Subscription
+    watchdog: asyncio.Task[None]
+    stop: MonitorAction | None = None  # the first reason the session had to stop
+    stopped: bool = False  # the host's stop path already ran
+    running: bool = False  # telemetry has shown our plan running
+    idle_frames: int = 0  # frames since, not running our plan
+    done: bool = False  # the loop ends: the session is over, or being stopped
+    outcome: SessionOutcome | None = None  # the link stayed lost: the outcome, as is
 
 
 async def reconcile_pending(cap: Cap, store: Store, observer: Observer | None = None) -> list[int]:
@@ -317,6 +331,8 @@ class SessionRunner:
         self._last: W.Telemetry | None = None
         #: the newest device time seen in a sample, (boot, ms): older ones are stale
         self._newest: tuple[int, int] = (-1, -1)
+        self._start_sent = False  # START went out: from then on the device may emit
+        self._started = False  # START's reply came
         self._ran = False  # the device confirmed (or its record showed) the START
         self._end: W.Event | W.SessionRecord | None = None
         self._off = True  # emitters confirmed off at the end
@@ -400,12 +416,12 @@ class SessionRunner:
 
     # --- the recorded part --------------------------------------------------------------------
     async def _run_recorded(self, plan: SessionPlan, plan_id: int) -> SessionOutcome:
+        """Upload, start and supervise the session whose row exists; every way out of it
+        (the end, Ctrl-C, a refusal, any lllt error) goes through a stop path."""
         from lllt.safety import RuntimeMonitor
 
         cap, opts, rec = self.cap, self.opts, self.rec
         assert rec is not None
-        started = False
-        start_sent = False  # from here on the device may be emitting
         stream: Subscription | None = None
         try:
             await cap.upload(plan.to_wire(plan_id, policy=opts.policy, lease_ms=opts.lease_ms))
@@ -418,9 +434,9 @@ class SessionRunner:
                 telemetry_period_s=cap.host_seconds(1000.0 / opts.telemetry_hz),
             )
             stream = cap.stream()
-            start_sent = True
+            self._start_sent = True
             await cap.start(plan_id)
-            started = True
+            self._started = True
             self._ran = True
             rec.started(clock.wall_time(), plan_id=plan_id)
             self.obs.started(plan, plan_id)
@@ -432,57 +448,12 @@ class SessionRunner:
             if stream is not None:
                 stream.close()
                 stream = None
-
-            async def on_cancel() -> SessionOutcome:
-                off = await self._stop(W.AbortReason.USER)
-                who = self.signal_name or "the user"
-                delivered = duration = None
-                if start_sent and not started:
-                    # START's reply never came: if the device knows the plan, it ran
-                    record = await self._device_record()
-                    if record is not None:
-                        self._ran = True
-                        with contextlib.suppress(StoreError):
-                            rec.started(clock.wall_time(), plan_id=plan_id)
-                        delivered = self._record_delivered(record)
-                        duration = record.emitting_ms / 1000.0
-                if off:
-                    outcome = await self._finish(
-                        "stopped",
-                        "user",
-                        f"stopped by {who}",
-                        130,
-                        off=True,
-                        delivered=delivered,
-                        duration=duration,
-                    )
-                    outcome.error = UserAborted(
-                        f"stopped by {who}; the emitters are confirmed off", advice=""
-                    )
-                else:
-                    outcome = await self._finish(
-                        "interrupted",
-                        "stop_not_confirmed",
-                        f"stop not confirmed: stopped by {who}, but no reply showed the "
-                        "emitters off",
-                        3,
-                        off=False,
-                        delivered=delivered,
-                        duration=duration,
-                    )
-                    outcome.error = LinkLost(
-                        f"stopped by {who}, but the emitters could NOT be confirmed off",
-                        advice="Take the cap off and switch it off; the device ends the session "
-                        "by itself when its lease runs out.",
-                    )
-                raise outcome.error from None
-
             # one way out, once: a second Ctrl-C or signal while stopping must not cut
             # the stop path short (the ABORTs and the record would be lost)
-            return await _unstoppable(on_cancel())
+            return await _unstoppable(self._on_cancel())  # type: ignore[no-any-return]
         except RefusedByDevice as err:
             return await self._finish(
-                "failed" if not started else "aborted",
+                "failed" if not self._started else "aborted",
                 "refused",
                 str(err.message),
                 1,
@@ -493,127 +464,196 @@ class SessionRunner:
             if stream is not None:
                 stream.close()
                 stream = None
-
-            async def on_error(err: LlltError) -> SessionOutcome:
-                off = await self._stop(W.AbortReason.HOST_ERROR)
-                if start_sent and not started:
-                    return await self._start_unknown(err, off)
-                if not off:
-                    return await self._finish(
-                        "interrupted",
-                        "stop_not_confirmed",
-                        f"stop not confirmed after {err.message}",
-                        3,
-                        error=err,
-                        off=False,
-                    )
-                return await self._finish(
-                    "failed", type(err).__name__, err.message, err.exit_code, error=err, off=off
-                )
-
-            return await _unstoppable(on_error(err))
+            return await _unstoppable(self._on_error(err))  # type: ignore[no-any-return]
         finally:
             if stream is not None:
                 stream.close()
 
-    async def _supervise(self, monitor: Any, stream: Subscription) -> SessionOutcome:
+    async def _on_cancel(self) -> SessionOutcome:
+        """The stop path of a cancelled session (Ctrl-C, a signal); raises UserAborted when
+        the emitters are confirmed off, LinkLost when they are not."""
+        rec, plan_id = self.rec, self.plan_id
+        assert rec is not None and plan_id is not None
+        off = await self._stop(W.AbortReason.USER)
+        who = self.signal_name or "the user"
+        delivered = duration = None
+        if self._start_sent and not self._started:
+            # START's reply never came: if the device knows the plan, it ran
+            record = await self._device_record()
+            if record is not None:
+                self._ran = True
+                with contextlib.suppress(StoreError):
+                    rec.started(clock.wall_time(), plan_id=plan_id)
+                delivered = self._record_delivered(record)
+                duration = record.emitting_ms / 1000.0
+        if off:
+            outcome = await self._finish(
+                "stopped",
+                "user",
+                f"stopped by {who}",
+                130,
+                off=True,
+                delivered=delivered,
+                duration=duration,
+            )
+            outcome.error = UserAborted(
+                f"stopped by {who}; the emitters are confirmed off", advice=""
+            )
+        else:
+            outcome = await self._finish(
+                "interrupted",
+                "stop_not_confirmed",
+                f"stop not confirmed: stopped by {who}, but no reply showed the emitters off",
+                3,
+                off=False,
+                delivered=delivered,
+                duration=duration,
+            )
+            outcome.error = LinkLost(
+                f"stopped by {who}, but the emitters could NOT be confirmed off",
+                advice="Take the cap off and switch it off; the device ends the session "
+                "by itself when its lease runs out.",
+            )
+        raise outcome.error from None
+
+    async def _on_error(self, err: LlltError) -> SessionOutcome:
+        """The stop path after an lllt error during the session (even a START whose reply
+        was lost): stop until confirmed, then record how it ended."""
+        off = await self._stop(W.AbortReason.HOST_ERROR)
+        if self._start_sent and not self._started:
+            return await self._start_unknown(err, off)
+        if not off:
+            return await self._finish(
+                "interrupted",
+                "stop_not_confirmed",
+                f"stop not confirmed after {err.message}",
+                3,
+                error=err,
+                off=False,
+            )
+        return await self._finish(
+            "failed", type(err).__name__, err.message, err.exit_code, error=err, off=off
+        )
+
+    async def _supervise(self, monitor: RuntimeMonitor, stream: Subscription) -> SessionOutcome:
+        """Feed every frame to the monitor and act on what it says, until the session ends
+        (the device's SESSION_END or record, a reboot, the host's own stop, a lost link)."""
         from lllt.safety import ActionKind, MonitorAction
 
-        cap, rec, obs = self.cap, self.rec, self.obs
-        assert rec is not None
         loop = asyncio.get_running_loop()
-        plan_id = self.plan_id
-        watchdog = loop.create_task(self._watchdog(monitor, stream))
-        stop: MonitorAction | None = None  # the first reason the session had to stop
-        stopped = False  # the host's stop path already ran
-        running = False  # telemetry has shown our plan running
-        idle_frames = 0
+        watch = _Watch(stream, loop.create_task(self._watchdog(monitor, stream)))
         self._end = None
         try:
-            while self._end is None:
+            while not watch.done:
                 try:
-                    msg = await stream.get()
+                    msg = await watch.stream.get()
                 except LinkLost as err:
                     msg = _Silence(MonitorAction(ActionKind.LINK_FAULT, "link_lost", err.message))
-                if type(msg) is W.Status:
-                    # pushed by a 1.1 device after ABORT or the end of a session: a sample
-                    rec.sample(clock.wall_time(), msg)
+                action = await self._take(msg, monitor, watch, loop.time())
+                if action is None or action.kind is ActionKind.CONTINUE:
                     continue
-                if type(msg) is W.Telemetry:
-                    if self._stale(msg):
-                        continue  # overtaken on the link by a newer one: no evidence now
-                    self._last = msg
-                    if msg.derate_permille < self._min_permille:
-                        self._min_permille = msg.derate_permille
-                    action = monitor.on_telemetry(msg, loop.time())
-                    rec.sample(clock.wall_time(), msg)
-                    obs.telemetry(msg)
-                    if msg.state in _ACTIVE and msg.plan_id == plan_id:
-                        running = True
-                        idle_frames = 0
-                    elif running:
-                        # no longer running our plan: its SESSION_END may have been lost on
-                        # a noisy link, so a few such frames end the wait; the device's
-                        # record then says how the session ended
-                        idle_frames += 1
-                        if idle_frames >= 3:
-                            break
-                elif isinstance(msg, W.Event):
-                    rec.device_event(clock.wall_time(), msg)
-                    obs.event(msg)
-                    action = monitor.on_event(msg)
-                    if msg.kind == W.EventKind.SESSION_END and msg.limit == plan_id:
-                        self._end = msg
-                    elif msg.kind == W.EventKind.BOOT:
-                        stop = stop or action
-                        self._end = await self._after_reboot()
-                        break
-                else:  # the watchdog (telemetry went silent) or a lost link
-                    action = msg.action
-                if action.kind is ActionKind.CONTINUE:
-                    continue
-                obs.action(action)
-                rec.event(clock.wall_time(), f"monitor_{action.kind.value}", action.to_dict())
-                if action.kind is ActionKind.DERATE:
-                    if stop is None and action.permille is not None:
-                        await cap.derate(action.permille)
-                elif action.kind is ActionKind.ABORT:
-                    if stop is None:
-                        stop = action
-                    if not action.by_device:
-                        # stop until confirmed; the device's record then tells the rest
-                        stream.close()
-                        self._off = await self._stop(W.AbortReason.SAFETY_MONITOR)
-                        stopped = True
-                        break
-                    # an interlock already stopped the device: its SESSION_END follows
-                elif action.kind is ActionKind.LINK_FAULT:
-                    result = await self._link_lost(action)
-                    if isinstance(result, SessionOutcome):
-                        return result
-                    if result is None:  # back in touch and the session goes on
-                        watchdog.cancel()
-                        stream.close()
-                        stream = cap.stream()
-                        monitor.resync()
-                        watchdog = loop.create_task(self._watchdog(monitor, stream))
-                        continue
-                    self._end = result  # it ended while we were away: the device's account
-                    if cap.connected:
-                        # a link that really dropped (BLE, TCP, USB) failed the old stream;
-                        # the emitters-off confirmation below reads the new connection's
-                        stream.close()
-                        stream = cap.stream()
-            if stop is None and not stopped:
+                await self._act(action, monitor, watch)
+                if watch.outcome is not None:
+                    return watch.outcome
+            if watch.stop is None and not watch.stopped:
                 # the device ended the session itself: see the emitters off in telemetry
-                self._off = await self._confirm_off(stream)
+                self._off = await self._confirm_off(watch.stream)
         finally:
-            watchdog.cancel()
-            stream.close()
-        if stop is not None and not stopped:
+            watch.watchdog.cancel()
+            watch.stream.close()
+        if watch.stop is not None and not watch.stopped:
             # the device stopped itself; make sure, and log that the emitters are off
             self._off = await self._stop(W.AbortReason.SAFETY_MONITOR)
-        return await self._conclude(self._end, stop)
+        return await self._conclude(self._end, watch.stop)
+
+    async def _take(
+        self, msg: Any, monitor: RuntimeMonitor, watch: _Watch, now: float
+    ) -> MonitorAction | None:
+        """Log one message of the stream and ask the monitor about it: its action, or None
+        when there is nothing to act on (a STATUS, a stale or closing frame, a reboot)."""
+        rec = self.rec
+        assert rec is not None
+        if type(msg) is W.Status:
+            # pushed by a 1.1 device after ABORT or the end of a session: a sample
+            rec.sample(clock.wall_time(), msg)
+            return None
+        if type(msg) is W.Telemetry:
+            if self._stale(msg):
+                return None  # overtaken on the link by a newer one: no evidence now
+            self._last = msg
+            if msg.derate_permille < self._min_permille:
+                self._min_permille = msg.derate_permille
+            action = monitor.on_telemetry(msg, now)
+            rec.sample(clock.wall_time(), msg)
+            self.obs.telemetry(msg)
+            if msg.state in _ACTIVE and msg.plan_id == self.plan_id:
+                watch.running = True
+                watch.idle_frames = 0
+            elif watch.running:
+                # no longer running our plan: its SESSION_END may have been lost on a noisy
+                # link, so a few such frames end the wait; the device's record then says
+                # how the session ended
+                watch.idle_frames += 1
+                if watch.idle_frames >= 3:
+                    watch.done = True
+                    return None
+            return action
+        if isinstance(msg, W.Event):
+            rec.device_event(clock.wall_time(), msg)
+            self.obs.event(msg)
+            action = monitor.on_event(msg)
+            if msg.kind == W.EventKind.SESSION_END and msg.limit == self.plan_id:
+                self._end = msg
+                watch.done = True
+            elif msg.kind == W.EventKind.BOOT:
+                watch.stop = watch.stop or action
+                self._end = await self._after_reboot()
+                watch.done = True
+                return None
+            return action
+        # the watchdog (telemetry went silent) or a lost link
+        return msg.action  # type: ignore[no-any-return]
+
+    async def _act(self, action: MonitorAction, monitor: RuntimeMonitor, watch: _Watch) -> None:
+        """Do what the monitor asked: derate, stop until confirmed, or win the link back."""
+        from lllt.safety import ActionKind
+
+        cap, rec = self.cap, self.rec
+        assert rec is not None
+        self.obs.action(action)
+        rec.event(clock.wall_time(), f"monitor_{action.kind.value}", action.to_dict())
+        if action.kind is ActionKind.DERATE:
+            if watch.stop is None and action.permille is not None:
+                await cap.derate(action.permille)
+        elif action.kind is ActionKind.ABORT:
+            if watch.stop is None:
+                watch.stop = action
+            if not action.by_device:
+                # stop until confirmed; the device's record then tells the rest
+                watch.stream.close()
+                self._off = await self._stop(W.AbortReason.SAFETY_MONITOR)
+                watch.stopped = True
+                watch.done = True
+            # else an interlock already stopped the device: its SESSION_END follows
+        elif action.kind is ActionKind.LINK_FAULT:
+            result = await self._link_lost(action)
+            if isinstance(result, SessionOutcome):
+                watch.outcome = result
+            elif result is None:  # back in touch and the session goes on
+                watch.watchdog.cancel()
+                watch.stream.close()
+                watch.stream = cap.stream()
+                monitor.resync()
+                loop = asyncio.get_running_loop()
+                watch.watchdog = loop.create_task(self._watchdog(monitor, watch.stream))
+            else:
+                self._end = result  # it ended while we were away: the device's account
+                watch.done = True
+                if cap.connected:
+                    # a link that really dropped (BLE, TCP, USB) failed the old stream; the
+                    # emitters-off confirmation reads the new connection's
+                    watch.stream.close()
+                    watch.stream = cap.stream()
 
     async def _confirm_off(self, stream: Subscription) -> bool:
         """Wait for telemetry showing the emitters off, and log it; False if none comes."""
@@ -643,7 +683,8 @@ class SessionRunner:
                     self._end = msg
         return False
 
-    async def _watchdog(self, monitor: Any, stream: Subscription) -> None:
+    async def _watchdog(self, monitor: RuntimeMonitor, stream: Subscription) -> None:
+        """Tell the supervision loop, in order with the frames, when telemetry went silent."""
         from lllt.safety import ActionKind
 
         loop = asyncio.get_running_loop()
@@ -655,7 +696,7 @@ class SessionRunner:
                 continue
             action = monitor.check_silence(loop.time())
             if action.kind is ActionKind.LINK_FAULT:
-                stream._push(_Silence(action))
+                stream.put(_Silence(action))
                 return
             await asyncio.sleep(monitor.silence_timeout_s)
 

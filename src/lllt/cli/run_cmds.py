@@ -24,6 +24,8 @@ from lllt.cli._app import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lllt import wire
     from lllt.plan import SessionPlan
     from lllt.safety import MonitorAction, PreflightResult
@@ -403,13 +405,58 @@ def _run(
 ) -> int:
     from dataclasses import replace
 
-    from lllt import clock, wire
-    from lllt.errors import InvalidInput, UserAborted
-    from lllt.protocol import load_protocol, resolve
+    from lllt import clock
     from lllt.session import RunOptions, run_protocol
+
+    path, model, lim, link_policy = _read_inputs(protocol, device, limits, policy)
+    ask = not yes
+    _require_terminal_to_ask(ask)
+    log, exists = _prepare_log(db)
+    ctx.log = log
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    options = RunOptions(limits=lim, research_ok=research, policy=link_policy)
+
+    confirmed: Any = None
+    if ask:
+        confirmed = _look_and_ask(ctx, model, device, log if exists else None, text, options)
+    if dev_key:
+        err(
+            "warning: --dev-key signs with the published development key: anyone can sign "
+            "for this device; never use it on a cap that is worn"
+        )
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not ctx.json_out
+    observer = ConsoleObserver(live=interactive, quiet=ctx.json_out, show_preflight=not ask)
+    observer.on_started = lambda plan_id: _remember_start(ctx, plan_id)
+    ctx.started_at = clock.wall_time()
+    if not exists:
+        _announce_new_log(ctx, log)
+    try:
+        outcome = run_protocol(
+            model,
+            device,
+            protocol_text=text,
+            db=log,
+            options=replace(options, confirm=_confirm_unchanged(ctx, confirmed, observer)),
+            observer=cast("Observer", observer),
+            dev_key=dev_key,
+        )
+    finally:
+        observer.close()
+    ctx.emit(ctx.from_outcome(outcome))
+    if outcome.error is not None:
+        err(f"error: {outcome.error}")
+    return outcome.exit_code
+
+
+def _read_inputs(
+    protocol: str, device: str, limits: str | None, policy: str
+) -> tuple[Any, Any, Any, wire.LinkPolicy]:
+    """Check `lllt run`'s arguments: (protocol path, model, limits or None, link policy)."""
+    from lllt import wire
+    from lllt.errors import InvalidInput
+    from lllt.protocol import load_protocol, resolve
     from lllt.transport import parse_url
 
-    json_out = ctx.json_out
     path = resolve(protocol)
     model = load_protocol(path)
     parse_url(device)
@@ -422,31 +469,45 @@ def _run(
         link_policy = wire.LinkPolicy[policy.upper()]
     except KeyError:
         raise InvalidInput(f"--policy must be finish or stop, not {policy!r}") from None
-    ask = not yes
+    return path, model, lim, link_policy
+
+
+def _require_terminal_to_ask(ask: bool) -> None:
+    """Refuse to start when `lllt run` must ask and stdin is not a terminal."""
+    from lllt.errors import InvalidInput
+
     if ask and not sys.stdin.isatty():
         raise InvalidInput(
             "not started: lllt run asks before it starts a session, and stdin is not a terminal",
             advice="Add --yes to start without asking (nothing was sent to the device).",
         )
-    log, exists = _prepare_log(db)
-    ctx.log = log
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
-    options = RunOptions(limits=lim, research_ok=research, policy=link_policy)
 
-    confirmed: Any = None
-    if ask:
-        # look first: connect, preflight, disconnect; then ask with nothing connected and
-        # no simulated time running, and connect anew for the session after a yes
-        result = _look(model, device, log if exists else None, text, options)
-        ctx.simulated = result.plan.device.simulated
-        ctx.planned = result.plan.fluence_by_wavelength()
-        print_preflight(result, out=sys.stderr if json_out else sys.stdout)
-        if not _ask("Start the session?", sys.stderr if json_out else sys.stdout):
-            raise UserAborted(
-                "not started: the session was declined; nothing was sent to the device",
-                advice="",
-            )
-        confirmed = result.plan.to_wire(0)
+
+def _look_and_ask(
+    ctx: _RunContext, model: Any, device: str, log: Path | None, text: str, options: RunOptions
+) -> Any:
+    """Preflight with nothing kept connected, ask, and return the wire plan agreed to."""
+    from lllt.errors import UserAborted
+
+    # look first: connect, preflight, disconnect; then ask with nothing connected and
+    # no simulated time running, and connect anew for the session after a yes
+    result = _look(model, device, log, text, options)
+    out = sys.stderr if ctx.json_out else sys.stdout
+    ctx.simulated = result.plan.device.simulated
+    ctx.planned = result.plan.fluence_by_wavelength()
+    print_preflight(result, out=out)
+    if not _ask("Start the session?", out):
+        raise UserAborted(
+            "not started: the session was declined; nothing was sent to the device",
+            advice="",
+        )
+    return result.plan.to_wire(0)
+
+
+def _confirm_unchanged(
+    ctx: _RunContext, confirmed: Any, observer: ConsoleObserver
+) -> Callable[[PreflightResult], bool]:
+    """The session's confirm step: go on only if the plan is the one said yes to, if any."""
 
     def confirm(result: PreflightResult) -> bool:
         ctx.simulated = result.plan.device.simulated
@@ -459,35 +520,14 @@ def _run(
             return False
         return True
 
-    if dev_key:
-        err(
-            "warning: --dev-key signs with the published development key: anyone can sign "
-            "for this device; never use it on a cap that is worn"
-        )
-    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not json_out
-    observer = ConsoleObserver(live=interactive, quiet=json_out, show_preflight=not ask)
-    observer.on_started = lambda plan_id: _remember_start(ctx, plan_id)
-    ctx.started_at = clock.wall_time()
-    if not exists:
-        msg = f"creating the session log {log}"
-        print(msg, file=sys.stderr if json_out else sys.stdout, flush=True)
-        ctx.log_created = True
-    try:
-        outcome = run_protocol(
-            model,
-            device,
-            protocol_text=text,
-            db=log,
-            options=replace(options, confirm=confirm),
-            observer=cast("Observer", observer),
-            dev_key=dev_key,
-        )
-    finally:
-        observer.close()
-    ctx.emit(ctx.from_outcome(outcome))
-    if outcome.error is not None:
-        err(f"error: {outcome.error}")
-    return outcome.exit_code
+    return confirm
+
+
+def _announce_new_log(ctx: _RunContext, log: Path) -> None:
+    """Say that this run creates the session log, and remember it for the summary."""
+    msg = f"creating the session log {log}"
+    print(msg, file=sys.stderr if ctx.json_out else sys.stdout, flush=True)
+    ctx.log_created = True
 
 
 def _remember_start(ctx: _RunContext, plan_id: int) -> None:

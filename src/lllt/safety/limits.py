@@ -249,6 +249,21 @@ class DeratePolicy:
     def next_permille(self, permille: int) -> int:
         return max(self.floor_permille, min(permille, math.floor(permille * self.factor)))
 
+    def step_at(self, permille: int, last_step_s: float | None, now_s: float) -> int | None:
+        """The output factor to step down to at ``now_s`` (a zone at or above the warning).
+
+        None when no step is due: ``permille`` is already at the floor, or less than
+        ``interval_s`` (less a nanosecond for rounding) has passed since the last step at
+        ``last_step_s`` (None: no step yet). Times are device seconds. The one home of the
+        rule, shared by the runtime monitor and the thermal prediction so both derate at the
+        same moments.
+        """
+        if permille > self.floor_permille and (
+            last_step_s is None or now_s - last_step_s >= self.interval_s - 1e-9
+        ):
+            return self.next_permille(permille)
+        return None
+
 
 DEFAULT_DERATE = DeratePolicy()
 

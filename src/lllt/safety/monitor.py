@@ -431,11 +431,8 @@ class RuntimeMonitor:
         # derating last: an abort always wins
         if running and hottest >= self._warn:
             pm = self.permille
-            policy = self.policy
-            if pm > policy.floor_permille and (
-                self._last_derate is None or tm - self._last_derate >= policy.interval_s - 1e-9
-            ):
-                new = policy.next_permille(pm)
+            new = self.policy.step_at(pm, self._last_derate, tm)
+            if new is not None:
                 self._prev_permille = pm
                 self._derate_until = tm + self._derate_grace
                 self.permille = new

@@ -877,7 +877,7 @@ def _limit_origin(limits: Limits, attr: str) -> str:
 
 
 def _history(ctx: _Ctx, plan: SessionPlan) -> SessionPlan:
-    history, lim, now, rules = ctx.history, ctx.limits, ctx.now, ctx.rules
+    history = ctx.history
     if history is None:
         ctx.add(
             "history",
@@ -887,8 +887,15 @@ def _history(ctx: _Ctx, plan: SessionPlan) -> SessionPlan:
             action="note",
         )
         return plan
+    _check_spacing(ctx, history)
+    _check_sessions_per_week(ctx, history)
+    _check_rolling_fluence(ctx, history, plan)
+    return plan
 
-    # spacing: from the end of the last session to this start
+
+def _check_spacing(ctx: _Ctx, history: History) -> None:
+    """Spacing: from the end of the last session to this start."""
+    lim, now, rules = ctx.limits, ctx.now, ctx.rules
     interval, why = _effective_interval(history, lim, rules)
     last_end = history.last_session_end()
     if last_end is not None and now < last_end + interval:
@@ -913,7 +920,10 @@ def _history(ctx: _Ctx, plan: SessionPlan) -> SessionPlan:
             unit="s",
         )
 
-    # sessions in the rolling 7 days
+
+def _check_sessions_per_week(ctx: _Ctx, history: History) -> None:
+    """Sessions in the rolling 7 days."""
+    lim, now, rules = ctx.limits, ctx.now, ctx.rules
     per_week, why = _effective_per_week(lim, rules)
     ends = sorted(s.end for s in history.sessions_since(now - WEEK))
     if len(ends) >= per_week:
@@ -929,7 +939,10 @@ def _history(ctx: _Ctx, plan: SessionPlan) -> SessionPlan:
             unit="sessions",
         )
 
-    # rolling fluence per wavelength
+
+def _check_rolling_fluence(ctx: _Ctx, history: History, plan: SessionPlan) -> None:
+    """Rolling 24 h and 7 day fluence per wavelength, past plus planned."""
+    lim, now = ctx.limits, ctx.now
     planned = plan.fluence_by_wavelength()
     for window, cap, attr, label in (
         (DAY, lim.max_fluence_24h_j_cm2, "max_fluence_24h_j_cm2", "24 h"),
@@ -958,7 +971,6 @@ def _history(ctx: _Ctx, plan: SessionPlan) -> SessionPlan:
                 observed=past + f,
                 unit="J/cm²",
             )
-    return plan
 
 
 def _fluence_allowed_at(

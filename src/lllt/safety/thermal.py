@@ -47,7 +47,8 @@ from lllt.safety.limits import (
 )
 
 if TYPE_CHECKING:
-    from lllt.plan import SessionPlan
+    from lllt.info import DeviceInfo
+    from lllt.plan import SessionPlan, Step
 
 #: Offline analysis (no device connected) assumes this ambient temperature.
 OFFLINE_AMBIENT_C = 25.0
@@ -278,6 +279,66 @@ class _Chan:
     done: bool = False
 
 
+@dataclass(slots=True)
+class _Run:
+    """The integrator's state across the plan: per zone group, its temperatures and their
+    record; the clock; the output factor the monitor would have set, and when it last did."""
+
+    models: list[ZoneModel]  # the group's representative zone
+    tb: list[float]  # board °C now
+    ts: list[float]  # scalp °C now
+    peak: list[float]  # hottest scalp °C so far
+    peak_at: list[float]
+    traj: list[list[float]]  # scalp °C, one value per entry of times
+    times: list[float]
+    permille_traj: list[int]  # output factor in force from each time on
+    permille: int = 1000
+    last_derate: float | None = None
+    t: float = 0.0
+
+    @classmethod
+    def start(cls, models: list[ZoneModel], starts: list[tuple[float, float]]) -> _Run:
+        """At time 0, each group at its (board, scalp) start, at full output."""
+        ts = [s for _, s in starts]
+        return cls(
+            models=models,
+            tb=[b for b, _ in starts],
+            ts=ts,
+            peak=list(ts),
+            peak_at=[0.0] * len(ts),
+            traj=[[v] for v in ts],
+            times=[0.0],
+            permille_traj=[1000],
+        )
+
+    def record(self, t: float) -> tuple[float, int]:
+        """Log the scalp temperatures at ``t``; the hottest and its group (0 if none)."""
+        self.t = t
+        self.times.append(t)
+        hottest, hot_gi = -math.inf, 0
+        for gi, v in enumerate(self.ts):
+            self.traj[gi].append(v)
+            if v > self.peak[gi]:
+                self.peak[gi], self.peak_at[gi] = v, t
+            if v > hottest:
+                hottest, hot_gi = v, gi
+        return hottest, hot_gi
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where the plan's channels sit: their zone, and which zone groups are simulated."""
+
+    members: list[list[int]]  # zone indices (HELLO order) of each group
+    reps: list[int]  # the simulated zone of each group (its first member)
+    zone_of_channel: dict[int, int]  # channel id -> zone index, -1 for none
+
+    @property
+    def group_of_zone(self) -> dict[int, int]:
+        """Representative zone index -> its group."""
+        return {zi: gi for gi, zi in enumerate(self.reps)}
+
+
 def predict(
     plan: SessionPlan,
     *,
@@ -299,19 +360,66 @@ def predict(
     device = plan.device
     if thresholds is None:
         thresholds = temperature_thresholds(limits, device.limits)
-    notes = []
+    ambient_c, ambient_note = _checked_ambient(ambient_c, scalp_c)
+    zones = device.zones
+    models = [ZoneModel(z, ambient_c) for z in zones]
+    starts, start_note = _starting_states(models, scalp_c)
+    layout = _group_zones(plan, starts)
+    run = _Run.start([models[zi] for zi in layout.reps], [starts[zi] for zi in layout.reps])
+
+    warn, abort_line = thresholds.warn_c, thresholds.abort_c - abort_margin_c
+    step_results: list[StepPrediction] = []
+    problems: list[ThermalProblem] = []
+    group_of_zone = layout.group_of_zone
+    for si, step in enumerate(plan.steps):
+        channels = _step_channels(step, device, layout.zone_of_channel, group_of_zone)
+        result = _run_step(run, si, step, device, channels, layout.reps, derate, warn, dt_s)
+        step_results.append(result)
+        problems.extend(_judge(result, thresholds, abort_line, device))
+
+    zone_peaks, zone_traj = _per_zone(zones, layout.members, starts, run)
+    return ThermalPrediction(
+        ambient_c=ambient_c,
+        start_source=f"{ambient_note}; {start_note}",
+        thresholds=thresholds,
+        abort_margin_c=abort_margin_c,
+        zones=zone_peaks,
+        steps=tuple(step_results),
+        times_s=tuple(run.times),
+        scalp_c=zone_traj,
+        permille=tuple(run.permille_traj),
+        problems=tuple(problems),
+    )
+
+
+def _checked_ambient(
+    ambient_c: float | None, scalp_c: Sequence[float | None] | None
+) -> tuple[float, str]:
+    """The ambient to predict at (the offline default without a reading) and its note.
+
+    Raises ValueError for any reading that is not a plausible temperature: a NaN would
+    pass every comparison of the prediction.
+    """
     if ambient_c is None:
         ambient_c = OFFLINE_AMBIENT_C
-        notes.append(f"ambient {OFFLINE_AMBIENT_C:g} °C assumed (no reading)")
+        note = f"ambient {OFFLINE_AMBIENT_C:g} °C assumed (no reading)"
     else:
-        notes.append(f"ambient {ambient_c:g} °C")
-    # a NaN would pass every comparison below: refuse readings that are not temperatures
+        note = f"ambient {ambient_c:g} °C"
     readings = [ambient_c, *(v for v in (scalp_c or ()) if v is not None)]
     for value in readings:
         if not (math.isfinite(value) and _PLAUSIBLE_C[0] <= value <= _PLAUSIBLE_C[1]):
             raise ValueError(f"{value!r} °C is not a usable temperature reading")
-    zones = device.zones
-    models = [ZoneModel(z, ambient_c) for z in zones]
+    return ambient_c, note
+
+
+def _starting_states(
+    models: list[ZoneModel], scalp_c: Sequence[float | None] | None
+) -> tuple[list[tuple[float, float]], str]:
+    """Each zone's (board, scalp) °C at time 0, and a note on where they come from.
+
+    A zone with a scalp reading starts there (its board inferred from it); one without
+    starts at the model's idle steady state.
+    """
     starts: list[tuple[float, float]] = []
     idle_zones = 0
     for zi, m in enumerate(models):
@@ -322,14 +430,21 @@ def predict(
         else:
             starts.append((m.board_for_scalp(reading), reading))
     if idle_zones == len(models):
-        notes.append("starting from the model's idle steady state")
+        note = "starting from the model's idle steady state"
     elif idle_zones:
-        notes.append("starting from the scalp readings (idle steady state where none)")
+        note = "starting from the scalp readings (idle steady state where none)"
     else:
-        notes.append("starting from the scalp readings")
-    start_source = "; ".join(notes)
+        note = "starting from the scalp readings"
+    return starts, note
 
-    # zones with identical constants, start and load are simulated once
+
+def _group_zones(plan: SessionPlan, starts: list[tuple[float, float]]) -> _Layout:
+    """Group the zones with identical constants, start and load in every step.
+
+    The zones of a group follow the same trajectory, so only its first zone is simulated.
+    """
+    device = plan.device
+    zones = device.zones
     zone_of_channel = {c.id: device.zone_index.get(c.zone, -1) for c in device.channels}
     loads: list[list[tuple[Any, ...]]] = [[] for _ in zones]
     for step in plan.steps:
@@ -362,174 +477,179 @@ def predict(
             tuple(loads[zi]),
         )
         groups.setdefault(key, []).append(zi)
-    reps = [members[0] for members in groups.values()]
-    members_of = list(groups.values())
+    members = list(groups.values())
+    return _Layout(members, [m[0] for m in members], zone_of_channel)
 
-    ng = len(reps)
-    tb = [starts[zi][0] for zi in reps]
-    ts = [starts[zi][1] for zi in reps]
-    g_models = [models[zi] for zi in reps]
-    peak = list(ts)
-    peak_at = [0.0] * ng
-    times: list[float] = [0.0]
-    traj: list[list[float]] = [[v] for v in ts]
-    permille_traj: list[int] = [1000]
 
-    warn, abort_line = thresholds.warn_c, thresholds.abort_c - abort_margin_c
-    permille = 1000
-    last_derate: float | None = None
-    t = 0.0
-    step_results: list[StepPrediction] = []
-    problems: list[ThermalProblem] = []
+def _step_channels(
+    step: Step, device: DeviceInfo, zone_of_channel: dict[int, int], group_of_zone: dict[int, int]
+) -> list[list[_Chan]]:
+    """The step's channels per zone group (only the representative zone's are simulated)."""
+    is_fluence = step.kind == wire.StepKind.FLUENCE
     channel_pos = device.channel_index
-
-    for si, step in enumerate(plan.steps):
-        is_fluence = step.kind == wire.StepKind.FLUENCE
-        limit_s = step.max_duration_s if is_fluence else step.expected_duration_s
-        duty = step.duty_pct / 100.0
-        ramp = step.ramp_s
-        # channels per group (only the representative zone's channels are simulated)
-        gchans: list[list[_Chan]] = [[] for _ in range(ng)]
-        rep_index = {zi: gi for gi, zi in enumerate(reps)}
-        for sp in step.setpoints:
-            zi = zone_of_channel.get(sp.channel, -1)
-            gi = rep_index.get(zi)
-            if gi is None:
-                continue
-            ch = device.channel(sp.channel)
-            gchans[gi].append(
-                _Chan(
-                    channel_pos[sp.channel],
-                    ch.wavelength_nm,
-                    sp.irradiance_mw_cm2,
-                    ch.heat_board_w_per_mw_cm2,
-                    ch.heat_scalp_w_per_mw_cm2,
-                    sp.fluence_target_j_cm2 if is_fluence else 0.0,
-                )
+    channels: list[list[_Chan]] = [[] for _ in group_of_zone]
+    for sp in step.setpoints:
+        gi = group_of_zone.get(zone_of_channel.get(sp.channel, -1))
+        if gi is None:
+            continue
+        ch = device.channel(sp.channel)
+        channels[gi].append(
+            _Chan(
+                channel_pos[sp.channel],
+                ch.wavelength_nm,
+                sp.irradiance_mw_cm2,
+                ch.heat_board_w_per_mw_cm2,
+                ch.heat_scalp_w_per_mw_cm2,
+                sp.fluence_target_j_cm2 if is_fluence else 0.0,
             )
-        step_start = t
-        step_peak, step_peak_at, step_peak_zone = -math.inf, t, reps[0] if reps else 0
-        warn_at: float | None = None
-        min_pm = permille
-        elapsed = 0.0
-        remaining = sum(1 for chans in gchans for c in chans if c.target > 0)
-        finished = is_fluence and remaining == 0
-        hot_gi = 0
-        while elapsed < limit_s - 1e-9 and not finished:
-            h = min(dt_s, limit_s - elapsed)
-            mid = elapsed + h / 2.0
-            ramp_k = min(1.0, mid / ramp) if ramp > 0 else 1.0
-            k = ramp_k * duty * permille / 1000.0
-            last_frac = 0.0  # when, within h, the last target reached in it was reached
-            for gi in range(ng):
-                qb = qs = 0.0
-                for c in gchans[gi]:
-                    if c.done:
-                        continue
-                    avg = c.irradiance * k
-                    qb += c.heat_b * avg
-                    qs += c.heat_s * avg
-                    dose = avg * h / 1000.0
-                    if c.target > 0 and c.delivered + dose >= c.target:
-                        # the device switches the channel off at its target; its heat is
-                        # still counted for the whole interval (conservative)
-                        frac = (c.target - c.delivered) / dose if dose > 0 else 0.0
-                        last_frac = max(last_frac, frac)
-                        c.delivered = c.target
-                        c.done = True
-                        remaining -= 1
-                    else:
-                        c.delivered += dose
-                m = g_models[gi]
-                b0, bb, bs, s0, sb, ss_ = m.ss
-                xb = b0 + bb * qb + bs * qs
-                xs = s0 + sb * qb + ss_ * qs
-                p11, p12, p21, p22 = m.phi(h)
-                db, ds = tb[gi] - xb, ts[gi] - xs
-                tb[gi] = xb + p11 * db + p12 * ds
-                ts[gi] = xs + p21 * db + p22 * ds
-            if is_fluence and remaining == 0:
-                finished = True
-                elapsed += h * last_frac
-            else:
-                elapsed += h
-            t = step_start + elapsed
-            times.append(t)
-            hottest = -math.inf
-            for gi in range(ng):
-                v = ts[gi]
-                traj[gi].append(v)
-                if v > peak[gi]:
-                    peak[gi], peak_at[gi] = v, t
-                if v > hottest:
-                    hottest, hot_gi = v, gi
-            if hottest > step_peak:
-                step_peak, step_peak_at, step_peak_zone = hottest, t, reps[hot_gi]
-            if hottest >= warn:
-                if warn_at is None:
-                    warn_at = t
-                # the monitor's derate rule, on the same clock
-                if permille > derate.floor_permille and (
-                    last_derate is None or t - last_derate >= derate.interval_s - 1e-9
-                ):
-                    permille = derate.next_permille(permille)
-                    last_derate = t
-                    min_pm = min(min_pm, permille)
-            permille_traj.append(permille)  # the factor in force from t on
-        if step_peak == -math.inf:  # an empty step
-            step_peak = max(ts) if ts else 0.0
-
-        # per-wavelength fluence delivered and planned in this step (max over channels)
-        delivered: dict[int, float] = {}
-        target: dict[int, float] = {}
-        planned = step.channel_fluence()
-        for chans in gchans:
-            for c in chans:
-                delivered[c.wavelength_nm] = max(delivered.get(c.wavelength_nm, 0.0), c.delivered)
-        for sp in step.setpoints:
-            wl = device.channel(sp.channel).wavelength_nm
-            target[wl] = max(target.get(wl, 0.0), planned.get(sp.channel, 0.0))
-        result = StepPrediction(
-            index=si,
-            name=step.name,
-            kind="fluence" if is_fluence else "duration",
-            start_s=step_start,
-            end_s=t,
-            nominal_s=step.expected_duration_s,
-            max_duration_s=step.max_duration_s,
-            peak_c=step_peak,
-            peak_at_s=step_peak_at,
-            peak_zone=device.zones[step_peak_zone].id if device.zones else 0,
-            warn_crossed_at_s=warn_at,
-            min_permille=min_pm,
-            reached_target=finished or not is_fluence,
-            fluence_j_cm2=delivered,
-            target_j_cm2=target,
         )
-        step_results.append(result)
-        problems.extend(_judge(result, thresholds, abort_line, device))
+    return channels
 
-    # expand groups back to zones
+
+def _run_step(
+    run: _Run,
+    index: int,
+    step: Step,
+    device: DeviceInfo,
+    channels: list[list[_Chan]],
+    reps: list[int],
+    derate: DeratePolicy,
+    warn: float,
+    dt_s: float,
+) -> StepPrediction:
+    """Run one step on the integrator in intervals of ``dt_s``, derating as the monitor would.
+
+    A duration step runs its expected duration; a fluence step until its last target is
+    reached (within the interval, by linear interpolation) or its maximum duration.
+    """
+    is_fluence = step.kind == wire.StepKind.FLUENCE
+    limit_s = step.max_duration_s if is_fluence else step.expected_duration_s
+    duty = step.duty_pct / 100.0
+    ramp = step.ramp_s
+    step_start = run.t
+    step_peak, step_peak_at, step_peak_zone = -math.inf, step_start, reps[0] if reps else 0
+    warn_at: float | None = None
+    min_pm = run.permille
+    elapsed = 0.0
+    remaining = sum(1 for chans in channels for c in chans if c.target > 0)
+    finished = is_fluence and remaining == 0
+    while elapsed < limit_s - 1e-9 and not finished:
+        h = min(dt_s, limit_s - elapsed)
+        mid = elapsed + h / 2.0
+        ramp_k = min(1.0, mid / ramp) if ramp > 0 else 1.0
+        reached, last_frac = _advance(run, channels, ramp_k * duty * run.permille / 1000.0, h)
+        remaining -= reached
+        if is_fluence and remaining == 0:
+            finished = True
+            elapsed += h * last_frac
+        else:
+            elapsed += h
+        t = step_start + elapsed
+        hottest, hot_gi = run.record(t)
+        if hottest > step_peak:
+            step_peak, step_peak_at, step_peak_zone = hottest, t, reps[hot_gi]
+        if hottest >= warn:
+            if warn_at is None:
+                warn_at = t
+            new = derate.step_at(run.permille, run.last_derate, t)  # the monitor's own rule
+            if new is not None:
+                run.permille, run.last_derate = new, t
+                min_pm = min(min_pm, new)
+        run.permille_traj.append(run.permille)  # the factor in force from t on
+    if step_peak == -math.inf:  # an empty step
+        step_peak = max(run.ts) if run.ts else 0.0
+    delivered, target = _step_fluence(step, device, channels)
+    return StepPrediction(
+        index=index,
+        name=step.name,
+        kind="fluence" if is_fluence else "duration",
+        start_s=step_start,
+        end_s=run.t,
+        nominal_s=step.expected_duration_s,
+        max_duration_s=step.max_duration_s,
+        peak_c=step_peak,
+        peak_at_s=step_peak_at,
+        peak_zone=device.zones[step_peak_zone].id if device.zones else 0,
+        warn_crossed_at_s=warn_at,
+        min_permille=min_pm,
+        reached_target=finished or not is_fluence,
+        fluence_j_cm2=delivered,
+        target_j_cm2=target,
+    )
+
+
+def _advance(run: _Run, channels: list[list[_Chan]], k: float, h: float) -> tuple[int, float]:
+    """Advance every group by ``h`` seconds of the exact solution at output factor ``k``
+    (ramp × duty × derate), and count each channel's dose.
+
+    Returns how many channels reached their target in the interval and how far into it
+    (as a fraction of ``h``) the last of them did.
+    """
+    tb, ts, models = run.tb, run.ts, run.models
+    reached = 0
+    last_frac = 0.0  # when, within h, the last target reached in it was reached
+    for gi, chans in enumerate(channels):
+        qb = qs = 0.0
+        for c in chans:
+            if c.done:
+                continue
+            avg = c.irradiance * k
+            qb += c.heat_b * avg
+            qs += c.heat_s * avg
+            dose = avg * h / 1000.0
+            if c.target > 0 and c.delivered + dose >= c.target:
+                # the device switches the channel off at its target; its heat is still
+                # counted for the whole interval (conservative)
+                frac = (c.target - c.delivered) / dose if dose > 0 else 0.0
+                last_frac = max(last_frac, frac)
+                c.delivered = c.target
+                c.done = True
+                reached += 1
+            else:
+                c.delivered += dose
+        m = models[gi]
+        b0, bb, bs, s0, sb, ss_ = m.ss
+        xb = b0 + bb * qb + bs * qs
+        xs = s0 + sb * qb + ss_ * qs
+        p11, p12, p21, p22 = m.phi(h)
+        db, ds = tb[gi] - xb, ts[gi] - xs
+        tb[gi] = xb + p11 * db + p12 * ds
+        ts[gi] = xs + p21 * db + p22 * ds
+    return reached, last_frac
+
+
+def _step_fluence(
+    step: Step, device: DeviceInfo, channels: list[list[_Chan]]
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Per wavelength, the fluence delivered and planned in the step (most over channels)."""
+    delivered: dict[int, float] = {}
+    target: dict[int, float] = {}
+    planned = step.channel_fluence()
+    for chans in channels:
+        for c in chans:
+            delivered[c.wavelength_nm] = max(delivered.get(c.wavelength_nm, 0.0), c.delivered)
+    for sp in step.setpoints:
+        wl = device.channel(sp.channel).wavelength_nm
+        target[wl] = max(target.get(wl, 0.0), planned.get(sp.channel, 0.0))
+    return delivered, target
+
+
+def _per_zone(
+    zones: Sequence[wire.ZoneInfo],
+    members: list[list[int]],
+    starts: list[tuple[float, float]],
+    run: _Run,
+) -> tuple[tuple[ZonePeak, ...], tuple[tuple[float, ...], ...]]:
+    """Expand the groups back to zones: each zone's peak and scalp trajectory."""
     zone_traj: list[tuple[float, ...]] = [()] * len(zones)
     zone_peaks: list[ZonePeak] = [None] * len(zones)  # type: ignore[list-item]
-    for gi, members in enumerate(members_of):
-        tr = tuple(traj[gi])
-        for zi in members:
+    for gi, group in enumerate(members):
+        tr = tuple(run.traj[gi])
+        for zi in group:
             zone_traj[zi] = tr
             z = zones[zi]
-            zone_peaks[zi] = ZonePeak(z.id, z.name, starts[zi][1], peak[gi], peak_at[gi])
-    return ThermalPrediction(
-        ambient_c=ambient_c,
-        start_source=start_source,
-        thresholds=thresholds,
-        abort_margin_c=abort_margin_c,
-        zones=tuple(zone_peaks),
-        steps=tuple(step_results),
-        times_s=tuple(times),
-        scalp_c=tuple(zone_traj),
-        permille=tuple(permille_traj),
-        problems=tuple(problems),
-    )
+            zone_peaks[zi] = ZonePeak(z.id, z.name, starts[zi][1], run.peak[gi], run.peak_at[gi])
+    return tuple(zone_peaks), tuple(zone_traj)
 
 
 def _judge(

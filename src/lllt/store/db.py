@@ -86,6 +86,81 @@ def _store_error(path: str, err: sqlite3.Error) -> StoreError:
     return StoreError(f"session log {path}: {text}", path=path)
 
 
+#: the session row `Store.begin_session` writes; parameters from `_session_values`
+_INSERT_SESSION = """INSERT INTO sessions (uuid, created_at, heartbeat_at, status, plan_id,
+    protocol_id, protocol_name, protocol_sha256, protocol_text,
+    device_serial, device_model, device_url, simulated, research,
+    device_json, planned_fluence_json, planned_channel_json,
+    expected_duration_s, max_duration_s, min_interval_s,
+    max_sessions_per_week, limits_json, host_name, host_pid, host_token)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+#: one planned phase of that session; parameters from `_phase_values`
+_INSERT_PHASE = """INSERT INTO phases (session_id, idx, name, kind, planned_duration_s,
+    max_duration_s, planned_fluence_json) VALUES (?, ?, ?, ?, ?, ?, ?)"""
+
+
+def _device_description(start: SessionStart) -> dict[str, Any]:
+    """The device as the session row's ``device_json`` records it."""
+    return {
+        "channels": [
+            {"id": c.id, "wavelength_nm": c.wavelength_nm, "zone": c.zone} for c in start.channels
+        ],
+        "zones": list(start.zones),
+        "cutoff_c": start.cutoff_c,
+        "sensor_uncertainty_c": start.sensor_uncertainty_c,
+    }
+
+
+def _session_values(
+    start: SessionStart, created_at: float, sha: str, device: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The parameters of ``_INSERT_SESSION`` for a new pending session."""
+    return (
+        str(uuid.uuid4()),
+        created_at,
+        created_at,
+        Status.PENDING.value,
+        start.plan_id,
+        start.protocol_id,
+        start.protocol_name,
+        sha,
+        start.protocol_text,
+        start.device_serial,
+        start.device_model,
+        start.device_url,
+        int(start.simulated),
+        int(start.research),
+        json.dumps(device),
+        _wl_json(start.planned_fluence_j_cm2),
+        _wl_json(start.planned_fluence_by_channel),
+        start.expected_duration_s,
+        start.max_duration_s,
+        start.min_interval_s,
+        start.max_sessions_per_week,
+        json.dumps(dict(start.limits), default=str),
+        HOST_NAME,
+        os.getpid(),
+        PROCESS_TOKEN,
+    )
+
+
+def _phase_values(session_id: int, start: SessionStart) -> list[tuple[Any, ...]]:
+    """The parameters of ``_INSERT_PHASE``, one row per planned phase."""
+    return [
+        (
+            session_id,
+            i,
+            p.name,
+            p.kind,
+            p.planned_duration_s,
+            p.max_duration_s,
+            _wl_json(p.planned_fluence_j_cm2),
+        )
+        for i, p in enumerate(start.phases)
+    ]
+
+
 class Store:
     """The session log. Open with :meth:`open`; usable as a context manager."""
 
@@ -265,73 +340,14 @@ class Store:
         process wrote before it, pending ones included, and none can slip in between. It
         refuses by raising; nothing is written then.
         """
-        device = {
-            "channels": [
-                {"id": c.id, "wavelength_nm": c.wavelength_nm, "zone": c.zone}
-                for c in start.channels
-            ],
-            "zones": list(start.zones),
-            "cutoff_c": start.cutoff_c,
-            "sensor_uncertainty_c": start.sensor_uncertainty_c,
-        }
+        device = _device_description(start)
         sha = hashlib.sha256(start.protocol_text.encode("utf-8")).hexdigest()
         with self._write(durable=True) as c:
             if check is not None:
                 check(self)
-            cur = c.execute(
-                """INSERT INTO sessions (uuid, created_at, heartbeat_at, status, plan_id,
-                    protocol_id, protocol_name, protocol_sha256, protocol_text,
-                    device_serial, device_model, device_url, simulated, research,
-                    device_json, planned_fluence_json, planned_channel_json,
-                    expected_duration_s, max_duration_s, min_interval_s,
-                    max_sessions_per_week, limits_json, host_name, host_pid, host_token)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                    ?, ?)""",
-                (
-                    str(uuid.uuid4()),
-                    created_at,
-                    created_at,
-                    Status.PENDING.value,
-                    start.plan_id,
-                    start.protocol_id,
-                    start.protocol_name,
-                    sha,
-                    start.protocol_text,
-                    start.device_serial,
-                    start.device_model,
-                    start.device_url,
-                    int(start.simulated),
-                    int(start.research),
-                    json.dumps(device),
-                    _wl_json(start.planned_fluence_j_cm2),
-                    _wl_json(start.planned_fluence_by_channel),
-                    start.expected_duration_s,
-                    start.max_duration_s,
-                    start.min_interval_s,
-                    start.max_sessions_per_week,
-                    json.dumps(dict(start.limits), default=str),
-                    HOST_NAME,
-                    os.getpid(),
-                    PROCESS_TOKEN,
-                ),
-            )
+            cur = c.execute(_INSERT_SESSION, _session_values(start, created_at, sha, device))
             sid = int(cur.lastrowid or 0)
-            c.executemany(
-                """INSERT INTO phases (session_id, idx, name, kind, planned_duration_s,
-                    max_duration_s, planned_fluence_json) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                [
-                    (
-                        sid,
-                        i,
-                        p.name,
-                        p.kind,
-                        p.planned_duration_s,
-                        p.max_duration_s,
-                        _wl_json(p.planned_fluence_j_cm2),
-                    )
-                    for i, p in enumerate(start.phases)
-                ],
-            )
+            c.executemany(_INSERT_PHASE, _phase_values(sid, start))
         return SessionRecorder(self, sid, start.channels, start.plan_id, wall_clock=wall_clock)
 
     def recorder(
