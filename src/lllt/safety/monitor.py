@@ -159,6 +159,26 @@ _CHANNEL_INTERLOCKS = {
 }
 
 
+def _step_limits(
+    plan: SessionPlan, device: DeviceInfo
+) -> tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]:
+    """Per step of ``plan``: the most each channel may be commanded (in HELLO order, as the
+    wire carries it, in mW/cm²), and the duty as a fraction."""
+    n = len(device.channels)
+    pos = device.channel_index
+    allowed: list[tuple[float, ...]] = []
+    duty: list[float] = []
+    for step in plan.steps:
+        row = [0.0] * n
+        for sp in step.setpoints:
+            i = pos.get(sp.channel)
+            if i is not None:
+                row[i] = round(sp.irradiance_mw_cm2 * 100) / 100
+        allowed.append(tuple(row))
+        duty.append(step.duty_pct / 100.0)
+    return tuple(allowed), tuple(duty)
+
+
 class RuntimeMonitor:
     """Checks one session's telemetry and events against the plan and the limits."""
 
@@ -218,20 +238,7 @@ class RuntimeMonitor:
         self._channel_ids = tuple(c.id for c in device.channels)
         self._zone_ids = tuple(z.id for z in device.zones)
         n = len(self._channel_ids)
-        pos = device.channel_index
-        # per step: the most each channel may be commanded (as the wire carries it), duty
-        allowed: list[tuple[float, ...]] = []
-        duty: list[float] = []
-        for step in plan.steps:
-            row = [0.0] * n
-            for sp in step.setpoints:
-                i = pos.get(sp.channel)
-                if i is not None:
-                    row[i] = round(sp.irradiance_mw_cm2 * 100) / 100
-            allowed.append(tuple(row))
-            duty.append(step.duty_pct / 100.0)
-        self._allowed = tuple(allowed)
-        self._duty = tuple(duty)
+        self._allowed, self._duty = _step_limits(plan, device)
         self._n = n
 
         # state
@@ -329,76 +336,15 @@ class RuntimeMonitor:
             if action is not None:
                 return self._abort_action(action)
 
-        # emitting while commanded off (stuck_on): two consecutive frames, so the tick in
-        # which the device switches off is not mistaken for it
-        stuck = -1
-        eps = self._emit_eps
-        if running:
-            for i in range(n):
-                if irr[i] > eps and sp[i] < 0.005:
-                    stuck = i
-                    break
-        else:
-            for i in range(n):
-                if irr[i] > eps:
-                    stuck = i
-                    break
-            if stuck < 0 and flags & _EMITTING:
-                stuck = n  # flagged as emitting, no channel shows it
-        if stuck >= 0:
-            if self._off_since is None:
-                self._off_since = tm
-            elif tm - self._off_since >= self._off_grace:
-                ch = self._channel_ids[stuck] if stuck < n else None
-                observed = irr[stuck] if stuck < n else None
-                return self._abort_action(
-                    self._frame_abort(
-                        t,
-                        "emitting_while_off",
-                        "the cap emits while commanded off"
-                        + (f": channel {ch} measures {observed:g} mW/cm²" if ch is not None else "")
-                        + f" (state {state.name})",
-                        limit=0.0,
-                        observed=observed,
-                        unit="mW/cm²",
-                        channel=ch,
-                    )
-                )
-        else:
-            self._off_since = None
+        action = self._stuck_rule(t, tm, running, flags, sp, irr)
+        if action is not None:
+            return self._abort_action(action)
 
         # temperatures
-        emitting = running or bool(flags & _EMITTING)
-        hottest = -1e9
-        hot_zone = -1
-        for zi, temp in enumerate(t.temperature):
-            if temp is None:
-                if emitting:
-                    return self._abort_action(
-                        self._frame_abort(
-                            t,
-                            "sensor_missing",
-                            f"zone {self._zone_name(zi)} has no temperature reading while "
-                            "the cap emits",
-                            zone=self._zone_id(zi),
-                        )
-                    )
-                continue
-            if temp > hottest:
-                hottest, hot_zone = temp, zi
-        if active and hottest >= self._abort:
-            return self._abort_action(
-                self._frame_abort(
-                    t,
-                    "overtemp",
-                    f"zone {self._zone_name(hot_zone)} reads {hottest:.2f} °C, at or above the "
-                    f"abort threshold {self._abort:g} °C",
-                    limit=self._abort,
-                    observed=hottest,
-                    unit="°C",
-                    zone=self._zone_id(hot_zone),
-                )
-            )
+        hot = self._temperature_rule(t, running or bool(flags & _EMITTING), active)
+        if isinstance(hot, MonitorAction):
+            return self._abort_action(hot)
+        hottest, hot_zone = hot
 
         if running and self.plan_id is not None and t.plan_id != self.plan_id:
             return self._abort_action(
@@ -430,26 +376,115 @@ class RuntimeMonitor:
 
         # derating last: an abort always wins
         if running and hottest >= self._warn:
-            pm = self.permille
-            new = self.policy.step_at(pm, self._last_derate, tm)
-            if new is not None:
-                self._prev_permille = pm
-                self._derate_until = tm + self._derate_grace
-                self.permille = new
-                self._last_derate = tm
-                return MonitorAction(
-                    ActionKind.DERATE,
-                    "overtemp_derate",
-                    f"zone {self._zone_name(hot_zone)} reads {hottest:.2f} °C, at or above the "
-                    f"warning threshold {self._warn:g} °C: output lowered to {new / 10:g} %",
-                    permille=new,
-                    limit=self._warn,
-                    observed=hottest,
-                    unit="°C",
-                    zone=self._zone_id(hot_zone),
-                    time_ms=t.time_ms,
-                )
+            return self._derate_rule(t, tm, hottest, hot_zone)
         return CONTINUE
+
+    def _stuck_rule(
+        self,
+        t: wire.Telemetry,
+        tm: float,
+        running: bool,
+        flags: int,
+        sp: tuple[float, ...],
+        irr: tuple[float, ...],
+    ) -> MonitorAction | None:
+        """Emitting while commanded off (stuck on): in two consecutive frames, so the tick
+        in which the device switches off is not mistaken for it."""
+        n = self._n
+        stuck = -1
+        eps = self._emit_eps
+        if running:
+            for i in range(n):
+                if irr[i] > eps and sp[i] < 0.005:
+                    stuck = i
+                    break
+        else:
+            for i in range(n):
+                if irr[i] > eps:
+                    stuck = i
+                    break
+            if stuck < 0 and flags & _EMITTING:
+                stuck = n  # flagged as emitting, no channel shows it
+        if stuck < 0:
+            self._off_since = None
+            return None
+        if self._off_since is None:
+            self._off_since = tm
+            return None
+        if tm - self._off_since < self._off_grace:
+            return None
+        ch = self._channel_ids[stuck] if stuck < n else None
+        observed = irr[stuck] if stuck < n else None
+        return self._frame_abort(
+            t,
+            "emitting_while_off",
+            "the cap emits while commanded off"
+            + (f": channel {ch} measures {observed:g} mW/cm²" if ch is not None else "")
+            + f" (state {t.state.name})",
+            limit=0.0,
+            observed=observed,
+            unit="mW/cm²",
+            channel=ch,
+        )
+
+    def _temperature_rule(
+        self, t: wire.Telemetry, emitting: bool, active: bool
+    ) -> MonitorAction | tuple[float, int]:
+        """The hottest zone (reading, index), or the abort for a zone without a reading
+        while the cap emits, or for one at or above the abort threshold in a session."""
+        hottest = -1e9
+        hot_zone = -1
+        for zi, temp in enumerate(t.temperature):
+            if temp is None:
+                if emitting:
+                    return self._frame_abort(
+                        t,
+                        "sensor_missing",
+                        f"zone {self._zone_name(zi)} has no temperature reading while "
+                        "the cap emits",
+                        zone=self._zone_id(zi),
+                    )
+                continue
+            if temp > hottest:
+                hottest, hot_zone = temp, zi
+        if active and hottest >= self._abort:
+            return self._frame_abort(
+                t,
+                "overtemp",
+                f"zone {self._zone_name(hot_zone)} reads {hottest:.2f} °C, at or above the "
+                f"abort threshold {self._abort:g} °C",
+                limit=self._abort,
+                observed=hottest,
+                unit="°C",
+                zone=self._zone_id(hot_zone),
+            )
+        return hottest, hot_zone
+
+    def _derate_rule(
+        self, t: wire.Telemetry, tm: float, hottest: float, hot_zone: int
+    ) -> MonitorAction:
+        """A running session at or above the warning threshold: the next derate step when
+        one is due (``DeratePolicy.step_at``), else carry on."""
+        pm = self.permille
+        new = self.policy.step_at(pm, self._last_derate, tm)
+        if new is None:
+            return CONTINUE
+        self._prev_permille = pm
+        self._derate_until = tm + self._derate_grace
+        self.permille = new
+        self._last_derate = tm
+        return MonitorAction(
+            ActionKind.DERATE,
+            "overtemp_derate",
+            f"zone {self._zone_name(hot_zone)} reads {hottest:.2f} °C, at or above the "
+            f"warning threshold {self._warn:g} °C: output lowered to {new / 10:g} %",
+            permille=new,
+            limit=self._warn,
+            observed=hottest,
+            unit="°C",
+            zone=self._zone_id(hot_zone),
+            time_ms=t.time_ms,
+        )
 
     def _head_rule(
         self, t: wire.Telemetry, tm: float, running: bool, flags: int, irr: tuple[float, ...]
