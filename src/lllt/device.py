@@ -629,7 +629,7 @@ class Cap:
         try:
             got = [r async for r in self.report_records(0)]
         except Rejected as err:
-            if getattr(err, "code", None) != W.NackCode.UNKNOWN_TYPE:
+            if err.code != W.NackCode.UNKNOWN_TYPE:
                 raise
             return await self.records()
         return tuple(r.record for r in reversed(got))

@@ -37,12 +37,18 @@ the transport boundary with ``raise ... from err``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 
 class LlltError(Exception):
-    """Root of every error lllt raises on purpose."""
+    """Root of every error lllt raises on purpose.
+
+    Keyword ``fields`` become attributes of the error and entries of :meth:`to_dict`;
+    each class that carries some declares them below (with their types), so that code
+    reading ``err.reasons`` or ``err.code`` is checked like any other attribute access.
+    """
 
     exit_code = 1
     default_advice = ""
@@ -123,6 +129,9 @@ class FileFormatError(InvalidInput):
 
 
 class PlanError(InvalidInput):
+    problems: Sequence[FieldProblem] = ()  # everything the device cannot run, not just the first
+    protocol: str | None = None  # the protocol's name, when known
+
     default_advice = "Check the protocol against `lllt info --device URL` for this device."
 
 
@@ -134,7 +143,10 @@ class SafetyError(LlltError):
 
 
 class PreflightRefused(SafetyError):
-    pass
+    """Preflight refused the session; ``reasons`` are its ``lllt.safety.Reason`` objects."""
+
+    reasons: list[Any]
+    next_allowed_at: float | None = None  # epoch seconds, when refused for timing
 
 
 class SafetyAbort(SafetyError):
@@ -161,11 +173,14 @@ class LinkLost(DeviceError):
 
 
 class DeviceTimeout(DeviceError, TimeoutError):
+    bytes_dropped: int = 0  # garbage on the link while waiting, when counted
+
     default_advice = "The device did not answer in time; check the link and try again."
 
 
 class VersionMismatch(DeviceError):
-    pass
+    device_version: str = ""  # "major.minor" the cap speaks
+    host_version: str = ""  # "major.minor" this lllt speaks
 
 
 class MalformedReply(DeviceError):
@@ -174,6 +189,8 @@ class MalformedReply(DeviceError):
 
 class Rejected(DeviceError):
     """The device answered NACK. ``code`` is a :class:`lllt.wire.NackCode`."""
+
+    code: int | None = None
 
 
 class AuthError(Rejected):
@@ -195,6 +212,10 @@ class NotConnected(DeviceError):
 
 
 class StoreError(LlltError):
+    path: str | None = None  # the session log's file
+    limit: float | None = None
+    observed: float | None = None
+
     exit_code = 3
 
 

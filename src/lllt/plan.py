@@ -441,7 +441,7 @@ def analyze(protocol: Protocol, device: DeviceInfo | None = None) -> dict[str, A
         plan = compile(protocol, device)
     except PlanError as err:
         out["valid"] = False
-        problems = getattr(err, "problems", None) or [FieldProblem("", err.message)]
+        problems = err.problems or [FieldProblem("", err.message)]
         out["errors"] = [p.to_dict() for p in problems]
         return out
     out["total_duration_s"] = plan.expected_duration_s

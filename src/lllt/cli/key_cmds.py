@@ -84,7 +84,7 @@ def _run(device: str, key: bytes, *, provision: bool, timeout: float) -> str:
                 try:
                     await cap.provision_key(key)
                 except Rejected as err:
-                    code = getattr(err, "code", None)
+                    code = err.code
                     if code == W.NackCode.WIRED_ONLY:
                         raise DeviceError(
                             f"{serial} takes a new key over its USB cable only",
@@ -109,7 +109,7 @@ def _run(device: str, key: bytes, *, provision: bool, timeout: float) -> str:
     try:
         return run_on_device_loop(device, lambda: _bounded(main(), timeout))  # type: ignore[no-any-return]
     except Rejected as err:
-        if getattr(err, "code", None) == W.NackCode.AUTH_FAILED:
+        if err.code == W.NackCode.AUTH_FAILED:
             raise DeviceError(
                 "the cap does not hold this key",
                 advice="Check the key; `lllt pair serial://...` over the cable makes a new one.",
