@@ -16,9 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lllt.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import random
+
+    from lllt.session import RunOptions
+    from lllt.store import Store
 
 DAY = 86_400.0
 WEEK = 7 * DAY
@@ -281,81 +287,148 @@ def simulate_course(
     ``seed``. Sessions are logged in ``db``, which must not be the person's own log.
     Returns the course report (``status`` as :meth:`CourseStatus.to_dict`, ``sessions``).
     """
-    import asyncio
     import random
     import time
 
     from lllt import clock
-    from lllt.device import Cap
-    from lllt.errors import LlltError
-    from lllt.session import RunOptions, SessionRunner
-    from lllt.store import Store
-    from lllt.transport import parse_url, wants_virtual_clock
+    from lllt.session import RunOptions
+    from lllt.transport import wants_virtual_clock
+
+    _require_simulator(device)
+    virtual, speed = wants_virtual_clock(device)
+    offsets = due_offsets(protocol)
+    # a course is about dose over weeks: 2 Hz telemetry is plenty, and the monitor still
+    # checks every frame (a single `lllt run` uses 10 Hz)
+    options = RunOptions(research_ok=research_ok, telemetry_hz=telemetry_hz)
+    course = _SimulatedCourse(
+        protocol, protocol_text, device, options, random.Random(seed), miss, interrupt
+    )
+    wall_start = time.perf_counter()
+    results, t0, t_end = clock.run(_run_course(course, offsets, db), virtual=virtual, speed=speed)
+    wall = time.perf_counter() - wall_start
+    return {
+        "protocol_id": protocol.id,
+        "device": device,
+        "seed": seed,
+        "miss": miss,
+        "interrupt": interrupt,
+        "db": db,
+        **_course_report(protocol, offsets, results, t0, t_end, wall),
+    }
+
+
+def _require_simulator(device: str) -> None:
+    """InvalidInput unless ``device`` is an in-process simulator (a sim:// URL)."""
+    from lllt.transport import parse_url
 
     if parse_url(device).scheme != "sim":
         raise InvalidInput(
             f"course simulation runs on an in-process simulator, not {device!r}",
             advice='Give --device "sim://PROFILE?speed=max".',
         )
-    virtual, speed = wants_virtual_clock(device)
-    offsets = due_offsets(protocol)
-    rng = random.Random(seed)
-    session_s = protocol.expected_duration_s
-    # a course is about dose over weeks: 2 Hz telemetry is plenty, and the monitor still
-    # checks every frame (a single `lllt run` uses 10 Hz)
-    options = RunOptions(research_ok=research_ok, telemetry_hz=telemetry_hz)
 
-    async def main() -> tuple[list[SimulatedSession], float, float]:
-        loop = asyncio.get_running_loop()
-        results: list[SimulatedSession] = []
-        store = Store.open(db)
+
+@dataclass(frozen=True)
+class _SimulatedCourse:
+    """What every session of a simulated course shares, and the draws of the seed."""
+
+    protocol: Any
+    protocol_text: str
+    device: str
+    options: RunOptions
+    rng: random.Random
+    miss: float
+    interrupt: float
+
+    def draw(self) -> tuple[bool, str]:
+        """Whether the next session is missed, and the fault that interrupts it ("" for none)."""
+        missed = self.rng.random() < self.miss
+        fault = ""
+        if self.rng.random() < self.interrupt:
+            at = self.rng.uniform(0.1, 0.8) * self.protocol.expected_duration_s
+            fault = f"head_off@{at:.0f}s+{self.rng.uniform(30, 480):.0f}s"
+        return missed, fault
+
+
+async def _run_course(
+    course: _SimulatedCourse, offsets: list[float], db: str
+) -> tuple[list[SimulatedSession], float, float]:
+    """Every session of the course at its due time; the sessions, the course's start and end."""
+    import asyncio
+
+    from lllt import clock
+    from lllt.store import Store
+
+    results: list[SimulatedSession] = []
+    store = Store.open(db)
+    try:
+        t0 = clock.wall_time()
+        for index, offset in enumerate(offsets):
+            wait = t0 + offset - clock.wall_time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            due = t0 + offset
+            missed, fault = course.draw()
+            if missed:
+                results.append(SimulatedSession(index, due, "missed", "drawn from the seed"))
+                continue
+            results.append(await _run_session(course, store, index, due, fault))
+        return results, t0, clock.wall_time()
+    finally:
+        store.close()
+
+
+async def _run_session(
+    course: _SimulatedCourse, store: Store, index: int, due: float, fault: str
+) -> SimulatedSession:
+    """One session of the course; a refusal that names a time within a day is tried again then."""
+    import asyncio
+    import time
+
+    from lllt import clock
+    from lllt.device import Cap
+    from lllt.errors import LlltError
+    from lllt.session import SessionRunner
+
+    started = time.perf_counter()
+    entry = SimulatedSession(index, due, "failed", fault=fault)
+    for attempt in range(2):
         try:
-            t0 = clock.wall_time()
-            for k, offset in enumerate(offsets):
-                wait = t0 + offset - clock.wall_time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                due = t0 + offset
-                missed = rng.random() < miss
-                fault = ""
-                if rng.random() < interrupt:
-                    at = rng.uniform(0.1, 0.8) * session_s
-                    fault = f"head_off@{at:.0f}s+{rng.uniform(30, 480):.0f}s"
-                if missed:
-                    results.append(SimulatedSession(k, due, "missed", "drawn from the seed"))
-                    continue
-                started = time.perf_counter()
-                entry = SimulatedSession(k, due, "failed", fault=fault)
-                for attempt in range(2):
-                    try:
-                        async with Cap.connect(_with_fault(device, fault)) as cap:
-                            runner = SessionRunner(
-                                cap, store, protocol, protocol_text=protocol_text, options=options
-                            )
-                            outcome = await runner.run()
-                        entry.status = outcome.status
-                        entry.reason = outcome.reason
-                        entry.delivered_j_cm2 = dict(outcome.delivered_fluence)
-                        break
-                    except LlltError as err:  # a preflight refusal or a device problem
-                        entry.status = "refused" if err.exit_code == 1 else "failed"
-                        entry.reason = " ".join(str(err).split())
-                        later = getattr(err, "next_allowed_at", None)
-                        # a person told "allowed in 16 min" tries again then, once
-                        if attempt or later is None or later - clock.wall_time() > DAY:
-                            break
-                        entry.delayed_s = later - due
-                        await asyncio.sleep(max(0.0, later - clock.wall_time()))
-                entry.wall_s = time.perf_counter() - started
-                results.append(entry)
-            return results, t0, clock.wall_time()
-        finally:
-            store.close()
-            del loop
+            async with Cap.connect(_with_fault(course.device, fault)) as cap:
+                runner = SessionRunner(
+                    cap,
+                    store,
+                    course.protocol,
+                    protocol_text=course.protocol_text,
+                    options=course.options,
+                )
+                outcome = await runner.run()
+            entry.status = outcome.status
+            entry.reason = outcome.reason
+            entry.delivered_j_cm2 = dict(outcome.delivered_fluence)
+            break
+        except LlltError as err:  # a preflight refusal or a device problem
+            entry.status = "refused" if err.exit_code == 1 else "failed"
+            entry.reason = " ".join(str(err).split())
+            later = getattr(err, "next_allowed_at", None)
+            # a person told "allowed in 16 min" tries again then, once
+            if attempt or later is None or later - clock.wall_time() > DAY:
+                break
+            entry.delayed_s = later - due
+            await asyncio.sleep(max(0.0, later - clock.wall_time()))
+    entry.wall_s = time.perf_counter() - started
+    return entry
 
-    wall_start = time.perf_counter()
-    results, t0, t_end = clock.run(main(), virtual=virtual, speed=speed)
-    wall = time.perf_counter() - wall_start
+
+def _course_report(
+    protocol: Any,
+    offsets: list[float],
+    results: list[SimulatedSession],
+    t0: float,
+    t_end: float,
+    wall: float,
+) -> dict[str, Any]:
+    """The course report's counts, dose, wall times, status and sessions."""
     entries = [
         SessionEntry(r.due, r.status, r.delivered_j_cm2)
         for r in results
@@ -365,12 +438,6 @@ def simulate_course(
     status = course_status(protocol, entries, max(end, t_end)) if entries else None
     ran = [r for r in results if r.status not in ("missed", "refused")]
     return {
-        "protocol_id": protocol.id,
-        "device": device,
-        "seed": seed,
-        "miss": miss,
-        "interrupt": interrupt,
-        "db": db,
         "course_start": t0,
         "sessions_planned": len(offsets),
         "sessions_missed": sum(r.status == "missed" for r in results),

@@ -21,6 +21,8 @@ import base64
 import html
 import io
 import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ from lllt.errors import InvalidInput
 from lllt.store import EventRow, PhaseRow, SessionRow, Store, TelemetryRow, iso_utc
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 #: docs/clinical-basis.md: derate at 41 °C, stop at 43 °C (both less the sensor uncertainty)
@@ -54,6 +57,10 @@ _LABELLED = {
     "user_stop",
 }
 _MAX_LABELS = 24
+
+#: clock time on the x axis, a datetime: matplotlib's date converter takes datetimes where
+#: its type stubs ask for floats, so the figure's x values are typed loosely
+_XTime = Any
 
 
 def write_report(store: Store, session: int | str, path: str | Path) -> Path:
@@ -119,29 +126,69 @@ def figure(
     telemetry: list[TelemetryRow],
     course: str = "",
 ) -> Figure:
+    """The report's figure: irradiance, temperature and fluence panels, marked and titled."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
     ax_irr, ax_temp, ax_flu = fig.subplots(3, 1, sharex=True)
-    t0 = _origin(row, telemetry)
-
-    from datetime import UTC, datetime
-
-    import matplotlib.dates as mdates
-
-    def clock(t: float) -> datetime:
-        return datetime.fromtimestamp(t, UTC)
-
-    xs = [clock(r.t) for r in telemetry]
+    xs = [_clock(r.t) for r in telemetry]
     wl_colors = _wavelength_colors(row)
+    _plot_irradiance(ax_irr, row, telemetry, xs, wl_colors)
+    _plot_temperature(ax_temp, row, telemetry, xs)
+    _plot_fluence(ax_flu, row, telemetry, xs, wl_colors, _origin(row, telemetry))
+    axes = (ax_irr, ax_temp, ax_flu)
+    _mark_phases(axes, phases, names_on=ax_irr)
+    _mark_events(axes, events, labels_on=ax_flu)
+    if not telemetry:
+        ax_irr.text(0.5, 0.5, "no telemetry recorded", transform=ax_irr.transAxes, ha="center")
+    _add_grids_and_legends(axes)
+    fig.suptitle(_figure_title(row, course), fontsize=11)
+    return fig
 
-    # irradiance: one line per wavelength (the mean over the zones that emitted it), the
-    # spread between its lowest and highest channel shaded
-    for wl in sorted({c.wavelength_nm for c in row.channels}):
-        idx = [i for i, c in enumerate(row.channels) if c.wavelength_nm == wl]
-        series = [[r.irradiance[i] if i < len(r.irradiance) else math.nan for r in telemetry]
-                  for i in idx]  # fmt: skip
-        lit = [(i, ys) for i, ys in zip(idx, series, strict=True) if any(y for y in ys if y == y)]
+
+def _clock(t: float) -> _XTime:
+    """An epoch time as a UTC datetime, the figure's x axis."""
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _wavelengths(row: SessionRow) -> list[int]:
+    """The session's wavelengths, in nm, shortest first."""
+    return sorted({c.wavelength_nm for c in row.channels})
+
+
+def _channels_of(row: SessionRow, wavelength: int) -> list[int]:
+    """The indices of the channels that emit ``wavelength``."""
+    return [i for i, c in enumerate(row.channels) if c.wavelength_nm == wavelength]
+
+
+def _lit_channels(
+    row: SessionRow, telemetry: list[TelemetryRow], wavelength: int
+) -> list[tuple[int, list[float]]]:
+    """(channel index, irradiance over time) of each channel of ``wavelength`` that emitted."""
+    idx = _channels_of(row, wavelength)
+    series = [[r.irradiance[i] if i < len(r.irradiance) else math.nan for r in telemetry]
+              for i in idx]  # fmt: skip
+    return [(i, ys) for i, ys in zip(idx, series, strict=True) if any(y for y in ys if y == y)]
+
+
+def _zones_text(row: SessionRow, zones: list[str]) -> str:
+    """Where a wavelength emitted, for its legend entry: all zones, their names or a count."""
+    if set(zones) == set(row.zones) and len(zones) > 1:
+        return f"all {len(zones)} zones"
+    return ", ".join(zones) if len(zones) <= 4 else f"{len(zones)} zones"
+
+
+def _plot_irradiance(
+    ax: Axes,
+    row: SessionRow,
+    telemetry: list[TelemetryRow],
+    xs: list[_XTime],
+    wl_colors: dict[int, str],
+) -> None:
+    """One line per wavelength (the mean over the zones that emitted it), the spread
+    between its lowest and highest channel shaded."""
+    for wl in _wavelengths(row):
+        lit = _lit_channels(row, telemetry, wl)
         if not lit:
             continue  # a wavelength that never emitted only clutters the legend
         zones = sorted({row.channels[i].zone for i, _ in lit}, key=_zone_order(row))
@@ -150,26 +197,27 @@ def figure(
         low = [_nanmin(v) for v in zip(*cols, strict=True)]
         high = [_nanmax(v) for v in zip(*cols, strict=True)]
         color = wl_colors.get(wl)
-        if set(zones) == set(row.zones) and len(zones) > 1:
-            where = f"all {len(zones)} zones"
-        else:
-            where = ", ".join(zones) if len(zones) <= 4 else f"{len(zones)} zones"
-        ax_irr.plot(xs, mean, color=color, linewidth=1.4, label=f"{wl} nm, {where} (mean)")
+        where = _zones_text(row, zones)
+        ax.plot(xs, mean, color=color, linewidth=1.4, label=f"{wl} nm, {where} (mean)")
         if len(cols) > 1:
-            ax_irr.fill_between(
+            ax.fill_between(
                 xs, low, high, color=color, alpha=0.2, linewidth=0, label=f"{wl} nm spread"
             )
-    ax_irr.set_ylim(bottom=0.0)
-    ax_irr.set_ylabel("irradiance (mW/cm²)")
-    ax_irr.set_title("Irradiance per wavelength", loc="left", fontsize=10)
+    ax.set_ylim(bottom=0.0)
+    ax.set_ylabel("irradiance (mW/cm²)")
+    ax.set_title("Irradiance per wavelength", loc="left", fontsize=10)
 
-    # temperature: the hottest zone (what the monitor acts on), all zones' spread shaded,
-    # and one set of thresholds: the readings at which the host derates and stops
+
+def _plot_temperature(
+    ax: Axes, row: SessionRow, telemetry: list[TelemetryRow], xs: list[_XTime]
+) -> None:
+    """The hottest zone (what the monitor acts on), all zones' spread shaded, and the
+    thresholds."""
     temps = [[_reading(r.temperature, zi) for zi in range(len(row.zones))] for r in telemetry]
     hottest = [_nanmax(v) for v in temps]
     coolest = [_nanmin(v) for v in temps]
     seen = any(not math.isnan(y) for y in hottest)
-    ax_temp.plot(
+    ax.plot(
         xs,
         hottest,
         color="tab:blue",
@@ -177,7 +225,7 @@ def figure(
         label="hottest zone" if seen or not telemetry else "no reading",
     )
     if len(row.zones) > 1 and seen:
-        ax_temp.fill_between(
+        ax.fill_between(
             xs,
             coolest,
             hottest,
@@ -186,38 +234,57 @@ def figure(
             linewidth=0,
             label=f"coolest to hottest of {len(row.zones)} zones",
         )
-    u = row.sensor_uncertainty_c or 0.0
-    less = f" ({DERATE_C:g} °C less {u:g} °C sensor uncertainty)" if u > 0 else ""
-    ax_temp.axhline(
-        DERATE_C - u,
+    _plot_thresholds(ax, row)
+    ax.set_ylabel("scalp contact (°C)")
+    ax.set_title("Scalp temperature", loc="left", fontsize=10)
+
+
+def _plot_thresholds(ax: Axes, row: SessionRow) -> None:
+    """The readings at which the host derates and stops, and the device's cut-off if it
+    differs."""
+    uncertainty = row.sensor_uncertainty_c or 0.0
+    less = (
+        f" ({DERATE_C:g} °C less {uncertainty:g} °C sensor uncertainty)" if uncertainty > 0 else ""
+    )
+    ax.axhline(
+        DERATE_C - uncertainty,
         color="tab:orange",
         linewidth=1.0,
-        label=f"host derates at a reading of {DERATE_C - u:g} °C{less}",
+        label=f"host derates at a reading of {DERATE_C - uncertainty:g} °C{less}",
     )
-    less = f" ({ABORT_C:g} °C less {u:g} °C)" if u > 0 else ""
+    less = f" ({ABORT_C:g} °C less {uncertainty:g} °C)" if uncertainty > 0 else ""
     cutoff = row.cutoff_c
-    same = cutoff is not None and abs(cutoff - (ABORT_C - u)) < 0.005
-    ax_temp.axhline(
-        ABORT_C - u,
+    same = cutoff is not None and abs(cutoff - (ABORT_C - uncertainty)) < 0.005
+    ax.axhline(
+        ABORT_C - uncertainty,
         color="tab:red",
         linewidth=1.0,
-        label=f"host stops at {ABORT_C - u:g} °C{less}"
+        label=f"host stops at {ABORT_C - uncertainty:g} °C{less}"
         + ("; the device's own cut-off too" if same else ""),
     )
     if cutoff is not None and not same:
-        ax_temp.axhline(
+        ax.axhline(
             cutoff,
             color="darkred",
             linestyle=":",
             linewidth=1.0,
             label=f"device cut-off {cutoff:g} °C",
         )
-    ax_temp.set_ylabel("scalp contact (°C)")
-    ax_temp.set_title("Scalp temperature", loc="left", fontsize=10)
 
-    # cumulative fluence per wavelength (the most-dosed channel), against target
-    for wl in sorted({c.wavelength_nm for c in row.channels}):
-        idx = [i for i, c in enumerate(row.channels) if c.wavelength_nm == wl]
+
+def _plot_fluence(
+    ax: Axes,
+    row: SessionRow,
+    telemetry: list[TelemetryRow],
+    xs: list[_XTime],
+    wl_colors: dict[int, str],
+    started: float,
+) -> None:
+    """Cumulative fluence per wavelength (the most-dosed channel), against its target."""
+    import matplotlib.dates as mdates
+
+    for wl in _wavelengths(row):
+        idx = _channels_of(row, wl)
         ys = [
             max((r.fluence[i] for i in idx if i < len(r.fluence)), default=0.0) for r in telemetry
         ]
@@ -225,26 +292,26 @@ def figure(
         if not any(ys) and not target:
             continue
         color = wl_colors.get(wl)
-        ax_flu.plot(xs, ys, color=color, linewidth=1.5, label=f"{wl} nm delivered")
+        ax.plot(xs, ys, color=color, linewidth=1.5, label=f"{wl} nm delivered")
         if target:
-            ax_flu.axhline(
-                target, color=color, linestyle="--", linewidth=1.0, label=f"{wl} nm target"
-            )
-    ax_flu.set_ylim(bottom=0.0)
-    ax_flu.set_ylabel("fluence (J/cm²)")
-    ax_flu.set_xlabel(f"time (UTC); the session started {iso_utc(t0)}")
-    ax_flu.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
-    ax_flu.set_title("Cumulative fluence per wavelength", loc="left", fontsize=10)
+            ax.axhline(target, color=color, linestyle="--", linewidth=1.0, label=f"{wl} nm target")
+    ax.set_ylim(bottom=0.0)
+    ax.set_ylabel("fluence (J/cm²)")
+    ax.set_xlabel(f"time (UTC); the session started {iso_utc(started)}")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    ax.set_title("Cumulative fluence per wavelength", loc="left", fontsize=10)
 
-    # phase boundaries and events on every panel
-    axes = (ax_irr, ax_temp, ax_flu)
+
+def _mark_phases(axes: Sequence[Axes], phases: list[PhaseRow], *, names_on: Axes) -> None:
+    """A line on every panel where each phase starts and where the last one ends, the
+    phase's name at the top of ``names_on``."""
     for p in phases:
         if p.started_at is None:
             continue
-        x = clock(p.started_at)
+        x = _clock(p.started_at)
         for ax in axes:
             ax.axvline(x, color="0.55", linewidth=0.8)
-        ax_irr.annotate(
+        names_on.annotate(
             p.name,
             (x, 1.0),
             xycoords=("data", "axes fraction"),
@@ -257,15 +324,20 @@ def figure(
     ends = [p.ended_at for p in phases if p.ended_at is not None]
     if ends:
         for ax in axes:
-            ax.axvline(clock(max(ends)), color="0.55", linewidth=0.8)
+            ax.axvline(_clock(max(ends)), color="0.55", linewidth=0.8)
+
+
+def _mark_events(axes: Sequence[Axes], events: list[EventRow], *, labels_on: Axes) -> None:
+    """A dotted line on every panel at each event, the first labelled kinds named at the
+    bottom of ``labels_on``."""
     labelled = 0
     for ev in events:
-        x = clock(ev.t)
+        x = _clock(ev.t)
         for ax in axes:
             ax.axvline(x, color="tab:purple", linestyle=":", linewidth=0.8)
         if ev.kind in _LABELLED and labelled < _MAX_LABELS:
             labelled += 1
-            ax_flu.annotate(
+            labels_on.annotate(
                 _event_label(ev),
                 (x, 0.0),
                 xycoords=("data", "axes fraction"),
@@ -276,22 +348,25 @@ def figure(
                 fontsize=7,
                 color="tab:purple",
             )
-    if not telemetry:
-        ax_irr.text(0.5, 0.5, "no telemetry recorded", transform=ax_irr.transAxes, ha="center")
+
+
+def _add_grids_and_legends(axes: Sequence[Axes]) -> None:
+    """A light grid on every panel, and its legend to the right when it has entries."""
     for ax in axes:
         ax.grid(True, linewidth=0.3)
         handles, _labels = ax.get_legend_handles_labels()
         if handles:
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
+
+def _figure_title(row: SessionRow, course: str) -> str:
+    """The session, its place in the course (when known) and the fluence it delivered."""
     sim = " (simulated)" if row.simulated else ""
-    fig.suptitle(
+    return (
         f"Session {row.id} · {row.protocol_id} · {row.device_serial}{sim} · {row.status}\n"
         + (f"{course}\n" if course else "")
-        + _fluence_line(row),
-        fontsize=11,
+        + _fluence_line(row)
     )
-    return fig
 
 
 def _mean(values: tuple[float, ...]) -> float:

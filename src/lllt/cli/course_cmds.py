@@ -147,26 +147,15 @@ def simulate(
 ) -> None:
     """Run a whole course on a simulator's virtual calendar, every session at its due
     time, and print the course report. Never touches your own session log."""
-    import json
-    import os
     import tempfile
 
     from lllt.course import simulate_course
-    from lllt.errors import InvalidInput
-    from lllt.store import default_db_path
 
-    for name, p in (("--miss", miss), ("--interrupt", interrupt)):
-        if not 0.0 <= p <= 1.0:
-            raise InvalidInput(f"{name} {p:g} is not a probability; expected 0 to 1")
+    _check_probabilities(("--miss", miss), ("--interrupt", interrupt))
     model, text = _load(protocol)
     with tempfile.TemporaryDirectory(prefix="lllt-course-") as tmp:
         log = db if db is not None else Path(tmp) / "course.db"
-        real = Path(os.environ.get("LLLT_DB") or default_db_path())
-        if log.resolve() == real.resolve():
-            raise InvalidInput(
-                f"{log} is your own session log; a simulated course needs a log of its own",
-                advice="Leave out --log (a temporary log is used) or give another file.",
-            )
+        _refuse_own_log(log)
         out = simulate_course(
             model, text, device, str(log), seed=seed, miss=miss, interrupt=interrupt,
             research_ok=research,
@@ -174,27 +163,71 @@ def simulate(
         if db is None:
             out["db"] = None
     if report is not None:
-        try:
-            report.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-        except OSError as error:
-            raise InvalidInput(f"cannot write {report}: {error.strerror or error}") from None
+        _write_course_report(report, out)
     if json_out:
         print_json(out)
         return
+    _print_simulated_course(out, model.id, device, seed)
+    if report is not None:
+        print(f"  report: {report}")
 
-    def wl(d: dict[str, float]) -> str:
-        return ", ".join(f"{k} nm {v:.2f}" for k, v in d.items()) or "none"
 
+def _check_probabilities(*options: tuple[str, float]) -> None:
+    """InvalidInput unless the value of each (option, value) lies between 0 and 1."""
+    from lllt.errors import InvalidInput
+
+    for name, p in options:
+        if not 0.0 <= p <= 1.0:
+            raise InvalidInput(f"{name} {p:g} is not a probability; expected 0 to 1")
+
+
+def _refuse_own_log(log: Path) -> None:
+    """InvalidInput if ``log`` is the person's own session log (LLLT_DB or the default)."""
+    import os
+
+    from lllt.errors import InvalidInput
+    from lllt.store import default_db_path
+
+    real = Path(os.environ.get("LLLT_DB") or default_db_path())
+    if log.resolve() == real.resolve():
+        raise InvalidInput(
+            f"{log} is your own session log; a simulated course needs a log of its own",
+            advice="Leave out --log (a temporary log is used) or give another file.",
+        )
+
+
+def _write_course_report(path: Path, out: dict[str, Any]) -> None:
+    """Write the course report as indented JSON; InvalidInput if the file cannot be written."""
+    import json
+
+    from lllt.errors import InvalidInput
+
+    try:
+        path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise InvalidInput(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _per_wavelength(doses: dict[str, float]) -> str:
+    """Doses keyed by wavelength as text: "655 nm 2.65, ..." or "none"."""
+    return ", ".join(f"{k} nm {v:.2f}" for k, v in doses.items()) or "none"
+
+
+def _print_simulated_course(out: dict[str, Any], protocol_id: str, device: str, seed: int) -> None:
+    """The course report for people; sessions that did not complete (and were not missed)
+    go to stderr."""
     adherence = out["adherence"]
-    print(f"simulated course of {model.id} on {device} (seed {seed})")
+    print(f"simulated course of {protocol_id} on {device} (seed {seed})")
     print(
         f"  sessions: {out['sessions_planned']} planned, {out['sessions_completed']} completed, "
         f"{out['sessions_missed']} missed, {out['sessions_refused']} refused, "
         f"{out['sessions_other']} incomplete"
     )
     print(f"  adherence: {adherence * 100:.0f} %" if adherence is not None else "  adherence: -")
-    print(f"  cumulative dose (J/cm²): {wl(out['cumulative_fluence_j_cm2'])}")
-    print(f"  dose per week on average (J/cm²): {wl(out['mean_per_week_fluence_j_cm2'])}")
+    print(f"  cumulative dose (J/cm²): {_per_wavelength(out['cumulative_fluence_j_cm2'])}")
+    print(
+        f"  dose per week on average (J/cm²): {_per_wavelength(out['mean_per_week_fluence_j_cm2'])}"
+    )
     per = out["wall_per_session_s"]
     print(
         f"  wall time: {out['wall_s']:.1f} s"
@@ -203,5 +236,3 @@ def simulate(
     for s in out["sessions"]:
         if s["status"] not in ("completed", "missed"):
             err(f"  session {s['index'] + 1}: {s['status']}: {s['reason']}")
-    if report is not None:
-        print(f"  report: {report}")
