@@ -20,11 +20,7 @@ TOO_LONG = {
     "simulator/lllt_sim/engine.py:Engine.__init__": 130,
     "simulator/lllt_sim/device.py:SimDevice.__init__": 86,
     # landed with the fault explorer and the firmware transport, before this rule
-    "src/lllt/explore/runner.py:ScenarioRun._host_run": 167,
-    "src/lllt/explore/invariants.py:check": 176,
     "simulator/lllt_sim/fwdevice.py:FirmwareDevice.__init__": 117,
-    "src/lllt/cli/explore_cmds.py:explore_cmd": 105,
-    "src/lllt/explore/adapter.py:SimHandle._instrument": 96,
     "simulator/lllt_sim/plant.py:Plant.__init__": 84,
 }
 

@@ -52,8 +52,22 @@ def explore_cmd(
     against the device, reconciles, and checks I1-I6 against what the device really did.
     A failing seed prints the one-line command that replays it.
     """
-    from lllt.errors import DeviceError, InvalidInput
-    from lllt.explore import explore, explore_seed, run_named
+    from lllt.errors import InvalidInput
+
+    _check_scheme(scheme)
+    if trace is not None and seed is None and scenario is None:
+        raise InvalidInput(
+            "--trace needs --seed N or --scenario NAME",
+            advice="A trace is written for one seed at a time.",
+        )
+    if seed is not None or scenario is not None:
+        return _explore_one(seed, scenario, scheme, trace, as_json)
+    return _explore_range(first, seeds, scheme, jobs, as_json)
+
+
+def _check_scheme(scheme: str) -> None:
+    """Refuse a device scheme that is unknown or cannot run on this machine."""
+    from lllt.errors import DeviceError
     from lllt.explore.adapter import adapter
 
     dev = adapter(scheme)
@@ -63,33 +77,41 @@ def explore_cmd(
             f"--device-scheme {scheme} cannot run here: {why}",
             advice="Use --device-scheme sim, or build the device it needs.",
         )
-    if trace is not None and seed is None and scenario is None:
-        raise InvalidInput(
-            "--trace needs --seed N or --scenario NAME",
-            advice="A trace is written for one seed at a time.",
-        )
-    if seed is not None or scenario is not None:
-        if scenario is not None:
-            from lllt.explore.named import NAMED
 
-            if scenario not in NAMED:
-                raise InvalidInput(
-                    f"no scenario named {scenario!r}",
-                    advice="Named scenarios: " + ", ".join(sorted(NAMED)) + ".",
-                )
-            rep = run_named(scenario, scheme, keep=True)
-        else:
-            assert seed is not None
-            rep = explore_seed(seed, scheme, keep=True)
-        if trace is not None:
-            import json
 
-            trace.write_text(json.dumps(rep.result.to_dict(), indent=1, default=str) + "\n")
-        if as_json:
-            print_json(rep.result.to_dict(trace=False) | {"wall_s": round(rep.wall_s, 4)})
-        else:
-            _print_one(rep)
-        return 1 if rep.violations else 0
+def _explore_one(
+    seed: int | None, scenario: str | None, scheme: str, trace: Path | None, as_json: bool
+) -> int:
+    """Replay one seed or named scenario, say what it did, and write its trace if asked."""
+    from lllt.errors import InvalidInput
+    from lllt.explore import explore_seed, run_named
+
+    if scenario is not None:
+        from lllt.explore.named import NAMED
+
+        if scenario not in NAMED:
+            raise InvalidInput(
+                f"no scenario named {scenario!r}",
+                advice="Named scenarios: " + ", ".join(sorted(NAMED)) + ".",
+            )
+        rep = run_named(scenario, scheme, keep=True)
+    else:
+        assert seed is not None
+        rep = explore_seed(seed, scheme, keep=True)
+    if trace is not None:
+        import json
+
+        trace.write_text(json.dumps(rep.result.to_dict(), indent=1, default=str) + "\n")
+    if as_json:
+        print_json(rep.result.to_dict(trace=False) | {"wall_s": round(rep.wall_s, 4)})
+    else:
+        _print_one(rep)
+    return 1 if rep.violations else 0
+
+
+def _explore_range(first: int, seeds: int, scheme: str, jobs: int, as_json: bool) -> int:
+    """Run seeds ``first`` to ``first + seeds - 1``, print each violation, then a summary."""
+    from lllt.explore import explore
 
     t0 = time.perf_counter()
     bad: list[Any] = []

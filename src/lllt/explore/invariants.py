@@ -80,69 +80,96 @@ def _counted(row: Any) -> dict[int, float]:
 
 
 def check(result: Result) -> list[Violation]:
-    out: list[Violation] = []
+    """Every invariant against the device's truth, in order: crash, final, then I1 to I6."""
     truth = result.truth
-    waves = truth.channel_wavelengths
     by_plan = {r.plan_id: r for r in result.runs if r.plan_id is not None}
     emitted = [s for s in truth.sessions if s.emit_ms > 0 or any(f > 0 for f in s.fluence_uj)]
+    out = _host_failures(result)
+    out += _energy_checks(result, emitted, by_plan)  # I1
+    for r in result.runs:  # I2
+        out += _stop_checks(r, result)
+    out += _start_checks(truth, by_plan)  # I3
+    out += _zone_checks(truth)  # I4
+    out += _off_head_checks(result)  # I4
+    out += _spacing(emitted, by_plan, truth.channel_wavelengths)  # I5
+    out += _record_checks(result)  # I6
+    return out
 
+
+def _host_failures(result: Result) -> list[Violation]:
+    """A host run that crashed with a traceback, and a reconcile path that failed."""
+    out: list[Violation] = []
     for r in result.runs:
         if r.crash:
             out.append(Violation("crash", f"run {r.index} raised a traceback", {"tb": r.crash}))
     if result.final_error:
         out.append(Violation("final", f"the reconcile path failed: {result.final_error}"))
+    return out
 
-    # --- I1 --------------------------------------------------------------------------------
+
+def _energy_checks(
+    result: Result, emitted: list[Any], by_plan: dict[int, RunRecord]
+) -> list[Violation]:
+    """I1 in every log: a row for each session the device ran, counted at no less energy."""
+    out: list[Violation] = []
+    truth = result.truth
+    on_device = {rec.plan_id for rec in result.records}
     for log, rows in result.logs.items():
         mine = [row for row in rows if row.device_serial == truth.serial]
-        on_device = {rec.plan_id for rec in result.records}
         for s in emitted:
             run = by_plan.get(s.plan_id)
             if (run is None or run.log != log) and s.plan_id not in on_device:
                 continue  # run from another log, and its record is gone from the cap
-            match = [row for row in mine if row.plan_id == s.plan_id]
-            true_wl = _true_by_wavelength(s.fluence_uj, waves)
-            if not match:
-                out.append(
-                    Violation(
-                        "I1",
-                        f"log {log} has no row for plan {s.plan_id}, which the device ran "
-                        f"({_fmt(true_wl)})",
-                        {"log": log, "plan_id": s.plan_id},
-                    )
-                )
-                continue
-            row = match[0]
-            if not row.counts:
-                out.append(
-                    Violation(
-                        "I1",
-                        f"log {log}: session {row.id} (plan {s.plan_id}) ran on the device "
-                        f"but does not count for spacing (status {row.status})",
-                        {"log": log, "row": row.id},
-                    )
-                )
-            counted = _counted(row)
-            # a row counted at its planned dose (the device's record never read): the plan's
-            # arithmetic, which the device's 10 ms ticks overshoot by a tick at most
-            slack = PLANNED_SLACK if str(row.status) in ("interrupted", *_OPEN) else 0.0
-            for wl, f in true_wl.items():
-                if counted.get(wl, 0.0) * (1.0 + slack) + EPS_J < f:
-                    out.append(
-                        Violation(
-                            "I1",
-                            f"log {log}: session {row.id} (plan {s.plan_id}) counts "
-                            f"{counted.get(wl, 0.0):.6f} J/cm² at {wl} nm; the device delivered "
-                            f"{f:.6f} ({s.outcome})",
-                            {"log": log, "row": row.id, "status": str(row.status)},
-                        )
-                    )
+            out += _session_energy(log, mine, s, truth.channel_wavelengths)
+    return out
 
-    # --- I2 --------------------------------------------------------------------------------
-    for r in result.runs:
-        out += _stop_checks(r, result)
 
-    # --- I3 --------------------------------------------------------------------------------
+def _session_energy(log: int, mine: list[Any], s: Any, waves: tuple[int, ...]) -> list[Violation]:
+    """I1 for one session the device ran: its row in ``log`` counts, and counts enough."""
+    match = [row for row in mine if row.plan_id == s.plan_id]
+    true_wl = _true_by_wavelength(s.fluence_uj, waves)
+    if not match:
+        return [
+            Violation(
+                "I1",
+                f"log {log} has no row for plan {s.plan_id}, which the device ran "
+                f"({_fmt(true_wl)})",
+                {"log": log, "plan_id": s.plan_id},
+            )
+        ]
+    out: list[Violation] = []
+    row = match[0]
+    if not row.counts:
+        out.append(
+            Violation(
+                "I1",
+                f"log {log}: session {row.id} (plan {s.plan_id}) ran on the device "
+                f"but does not count for spacing (status {row.status})",
+                {"log": log, "row": row.id},
+            )
+        )
+    counted = _counted(row)
+    # a row counted at its planned dose (the device's record never read): the plan's
+    # arithmetic, which the device's 10 ms ticks overshoot by a tick at most
+    slack = PLANNED_SLACK if str(row.status) in ("interrupted", *_OPEN) else 0.0
+    for wl, f in true_wl.items():
+        if counted.get(wl, 0.0) * (1.0 + slack) + EPS_J < f:
+            out.append(
+                Violation(
+                    "I1",
+                    f"log {log}: session {row.id} (plan {s.plan_id}) counts "
+                    f"{counted.get(wl, 0.0):.6f} J/cm² at {wl} nm; the device delivered "
+                    f"{f:.6f} ({s.outcome})",
+                    {"log": log, "row": row.id, "status": str(row.status)},
+                )
+            )
+    return out
+
+
+def _start_checks(truth: Any, by_plan: dict[int, RunRecord]) -> list[Violation]:
+    """I3: each session on the device a plan a host started, once, in the band it allowed."""
+    out: list[Violation] = []
+    waves = truth.channel_wavelengths
     seen: set[int] = set()
     for s in truth.sessions:
         if s.plan_id in seen:
@@ -163,19 +190,27 @@ def check(result: Result) -> list[Violation]:
                     {"plan_id": s.plan_id},
                 )
             )
+    return out
 
-    # --- I4 --------------------------------------------------------------------------------
+
+def _zone_checks(truth: Any) -> list[Violation]:
+    """I4: no zone read at or above the cut-off in a sample sent while emitting."""
     if truth.max_emitting_c >= truth.cutoff_c:
-        out.append(
+        return [
             Violation(
                 "I4",
                 f"a zone read {truth.max_emitting_c:.2f} °C while emitting (cut-off "
                 f"{truth.cutoff_c:g} °C) at t={truth.max_emitting_at:.1f} s",
             )
-        )
+        ]
+    return []
 
+
+def _off_head_checks(result: Result) -> list[Violation]:
+    """I4: emission off the head past 5 s only if a watching host decided to stop in time."""
+    out: list[Violation] = []
     decisions = sorted(t for r in result.runs for t, _ in r.stop_decisions)
-    for start, length in truth.off_head:
+    for start, length in result.truth.off_head:
         watched = any(
             r.killed_t is None and r.finished_t is not None and r.started_t <= start <= r.finished_t
             for r in result.runs
@@ -194,67 +229,81 @@ def check(result: Result) -> list[Violation]:
                     f"no host decided to stop within {OFF_HEAD_S:g} s",
                 )
             )
+    return out
 
-    # --- I5 --------------------------------------------------------------------------------
-    out += _spacing(emitted, by_plan, waves)
 
-    # --- I6 --------------------------------------------------------------------------------
+def _record_checks(result: Result) -> list[Violation]:
+    """I6 in every log: each row of this cap agrees with the device's record of its plan."""
+    out: list[Violation] = []
     records = {rec.plan_id: rec for rec in result.records}
     for log, rows in result.logs.items():
-        mine = [row for row in rows if row.device_serial == truth.serial]
+        mine = [row for row in rows if row.device_serial == result.truth.serial]
         plans: dict[int, int] = {}
         for row in mine:
-            status = str(row.status)
-            if status in _OPEN:
-                out.append(
-                    Violation(
-                        "I6",
-                        f"log {log}: session {row.id} was left {status} after every host ended",
-                        {"log": log, "row": row.id},
-                    )
-                )
-            if row.plan_id is None:
-                continue
-            if row.plan_id in plans:
-                out.append(
-                    Violation(
-                        "I6",
-                        f"log {log}: sessions {plans[row.plan_id]} and {row.id} are both plan "
-                        f"{row.plan_id}",
-                    )
-                )
-            plans[row.plan_id] = row.id
-            rec = records.get(row.plan_id)
-            if rec is None or rec.outcome == W.Outcome.RUNNING:
-                continue
-            if status == "interrupted":
-                out.append(
-                    Violation(
-                        "I6",
-                        f"log {log}: session {row.id} is still interrupted although the "
-                        f"device's record of plan {row.plan_id} ({rec.outcome.name.lower()}) was "
-                        "readable",
-                        {"log": log, "row": row.id},
-                    )
-                )
-                continue
-            got = row.delivered_by_channel
-            for ch, f in zip((c.id for c in row.channels), rec.fluence, strict=False):
-                have = got.get(ch, 0.0)
-                low = have + EPS_J < f
-                high = rec.outcome != W.Outcome.POWER_LOSS and have > f + max(EPS_J, 0.01 * f)
-                if low or high:
-                    out.append(
-                        Violation(
-                            "I6",
-                            f"log {log}: session {row.id} (plan {row.plan_id}, {status}) has "
-                            f"{have:.6f} J/cm² on channel {ch}; the device's record says {f:.6f} "
-                            f"({rec.outcome.name.lower()})",
-                            {"log": log, "row": row.id},
-                        )
-                    )
-                    break
+            out += _row_record_checks(log, row, plans, records)
     return out
+
+
+def _row_record_checks(
+    log: int, row: Any, plans: dict[int, int], records: dict[int, Any]
+) -> list[Violation]:
+    """I6 for one row: not left open, the only row of its plan, its record's fluence."""
+    out: list[Violation] = []
+    status = str(row.status)
+    if status in _OPEN:
+        out.append(
+            Violation(
+                "I6",
+                f"log {log}: session {row.id} was left {status} after every host ended",
+                {"log": log, "row": row.id},
+            )
+        )
+    if row.plan_id is None:
+        return out
+    if row.plan_id in plans:
+        out.append(
+            Violation(
+                "I6",
+                f"log {log}: sessions {plans[row.plan_id]} and {row.id} are both plan "
+                f"{row.plan_id}",
+            )
+        )
+    plans[row.plan_id] = row.id
+    rec = records.get(row.plan_id)
+    if rec is None or rec.outcome == W.Outcome.RUNNING:
+        return out
+    if status == "interrupted":
+        out.append(
+            Violation(
+                "I6",
+                f"log {log}: session {row.id} is still interrupted although the "
+                f"device's record of plan {row.plan_id} ({rec.outcome.name.lower()}) was "
+                "readable",
+                {"log": log, "row": row.id},
+            )
+        )
+        return out
+    return out + _fluence_disagreement(log, row, rec, status)
+
+
+def _fluence_disagreement(log: int, row: Any, rec: Any, status: str) -> list[Violation]:
+    """I6: the first channel whose fluence in the row differs from the device's record."""
+    got = row.delivered_by_channel
+    for ch, f in zip((c.id for c in row.channels), rec.fluence, strict=False):
+        have = got.get(ch, 0.0)
+        low = have + EPS_J < f
+        high = rec.outcome != W.Outcome.POWER_LOSS and have > f + max(EPS_J, 0.01 * f)
+        if low or high:
+            return [
+                Violation(
+                    "I6",
+                    f"log {log}: session {row.id} (plan {row.plan_id}, {status}) has "
+                    f"{have:.6f} J/cm² on channel {ch}; the device's record says {f:.6f} "
+                    f"({rec.outcome.name.lower()})",
+                    {"log": log, "row": row.id},
+                )
+            ]
+    return []
 
 
 def _fmt(wl: dict[int, float]) -> str:

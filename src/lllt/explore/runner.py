@@ -23,7 +23,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lllt import clock
 from lllt import wire as W
@@ -32,6 +32,10 @@ from lllt.errors import LlltError, UserAborted
 from lllt.explore.adapter import DeviceAdapter, DeviceHandle, DeviceSpec, Truth
 from lllt.explore.scenario import SIGNALS, HostEvent, HostRun, Scenario
 from lllt.session import Observer, RunOptions, SessionRunner
+
+if TYPE_CHECKING:
+    from lllt.store import Store
+    from lllt.transport.base import Transport
 
 #: the host timeline's epoch (wall seconds at virtual time 0): fixed, for reproducible logs
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -322,171 +326,115 @@ class ScenarioRun:
 
     # --- one host run -----------------------------------------------------------------------
     async def _host_run(self, rec: RunRecord, run: HostRun) -> None:
-        from lllt.safety import DEFAULT_LIMITS
+        """One ``lllt run`` process: its protocol and options, then its session to the end."""
         from lllt.store import Store
 
         assert self.handle is not None
         loop = asyncio.get_running_loop()
-        rec.started_t = t0 = loop.time()
-        i = rec.index
-        killed = False
-
-        def note(kind: str, **data: Any) -> None:
-            if not killed:  # a dead process says nothing more
-                self._note(i, kind, **data)
-
-        note("run", describe=run.describe())
+        rec.started_t = loop.time()
+        self._note(rec.index, "run", describe=run.describe())
         try:
             protocol = self._protocol(run.protocol_text)
         except LlltError as err:
             rec.result, rec.message = "bad_protocol", err.message
-            note("result", result=rec.result)
+            self._note(rec.index, "result", result=rec.result)
             return
-        from lllt.safety.preflight import ScheduleRules
-
-        rules = ScheduleRules.from_protocol(protocol)
-        rec.protocol_rules = (rules.min_interval_s, rules.max_sessions_per_week)
-        limits = None
-        if run.abort_temp_c is not None:
-            limits = replace(
-                DEFAULT_LIMITS, abort_temp_c=run.abort_temp_c, warn_temp_c=run.abort_temp_c - 1.0
-            )
-        opts = RunOptions(
-            limits=limits,
-            research_ok=run.research_ok,
-            policy=W.LinkPolicy[run.policy.upper()],
-            lease_ms=run.lease_ms,
-            telemetry_hz=run.telemetry_hz,
-            reconnect_s=run.reconnect_s,
-            stop_confirm_s=run.stop_confirm_s,
-        )
-        rec.options = opts
-        rec.research_ok = run.research_ok
+        opts = _run_options(rec, run, protocol)
         store = Store.open(self.db(run.log))
         _deterministic(store, loop)
         transport = self.handle.transport(run.link, run.link_seed)
+        await self._run_process(_HostProcess(self, rec, run, store, transport), protocol, opts)
 
-        def on_start(plan_id: int) -> None:
-            rec.start_sent = True
-            rec.plan_id = plan_id
-            note("start_sent", plan_id=plan_id)
-
-        cap = _Cap(transport, random.Random(f"{self.sc.seed}:{i}:cap"), on_start)
-        runner: SessionRunner | None = None
-        task: asyncio.Task[Any] | None = None
+    async def _run_process(self, p: _HostProcess, protocol: Any, opts: RunOptions) -> None:
+        """Connect, run the session with the run's host events on their timers, then end."""
+        loop = asyncio.get_running_loop()
+        rec, run = p.rec, p.run
+        cap = _Cap(p.transport, random.Random(f"{self.sc.seed}:{rec.index}:cap"), p.on_start)
         timers: list[asyncio.TimerHandle] = []
-
-        def die(t: float) -> None:
-            """The process is gone: no more bytes, no more writes, its pid reused."""
-            nonlocal killed
-            assert task is not None
-            killed = True
-            rec.killed_t = t
-            transport.kill()  # type: ignore[attr-defined]
-            sid = runner.rec.session_id if runner is not None and runner.rec else None
-            store.close()
-            if sid is not None:  # its pid no longer runs this program
-                with contextlib.closing(sqlite3.connect(self.db(run.log))) as c:
-                    c.execute("UPDATE sessions SET host_token = 'killed' WHERE id = ?", (sid,))
-                    c.commit()
-            task.cancel()
-            self._zombies.append(task)
-
-        def fire(ev: HostEvent) -> None:
-            if task is None or task.done() or killed:
-                return
-            t = loop.time()
-            note("host_event", event=str(ev))
-            if ev.kind == "kill":
-                die(t)
-                return
-            if ev.kind in SIGNALS:
-                # delivered to the handler the run installed, as the kernel would; none
-                # installed: the default action ends the process
-                rec.stop_decisions.append((t, ev.kind))
-                handler = self._signals.get(task, {}).get(int(getattr(signal, ev.kind)))
-                if handler is None:
-                    note("signal_default_action", signal=ev.kind)
-                    rec.died_of = ev.kind
-                    die(t)
-                else:
-                    handler[0](*handler[1])
-                return
-            if ev.kind == "estop":
-                self._estop(ev.arg, note, rec, t)
-                return
-            # Ctrl-C: the run's SIGINT handler, else asyncio's runner (as in the CLI): the
-            # first cancels the main task, a second raises KeyboardInterrupt (the end)
-            rec.stop_decisions.append((t, ev.kind))
-            handler = self._signals.get(task, {}).get(int(signal.SIGINT))
-            if handler is not None:
-                handler[0](*handler[1])
-            elif sum(1 for _, why in rec.stop_decisions if why == "ctrl_c") > 1:
-                note("keyboard_interrupt")
-                rec.died_of = "SIGINT"
-                die(t)
-            else:
-                task.cancel()
-
         try:
             try:
                 await asyncio.wait_for(cap.open(), 60.0)
             except (LlltError, TimeoutError, OSError) as err:
                 rec.result = "connect_failed"
                 rec.message = getattr(err, "message", str(err))
-                note("result", result=rec.result, message=rec.message)
+                p.note("result", result=rec.result, message=rec.message)
                 return
-            runner = SessionRunner(
+            p.runner = SessionRunner(
                 cap,
-                store,
+                p.store,
                 protocol,
                 protocol_text=run.protocol_text,
                 options=opts,
-                observer=_Observer(note, rec),
+                observer=_Observer(p.note, rec),
             )
-            task = loop.create_task(self._guarded(runner))
+            p.task = loop.create_task(self._guarded(p.runner))
             for ev in run.events:
-                timers.append(loop.call_at(t0 + ev.at_s, fire, ev))
-            try:
-                outcome = await task
-                rec.result, rec.exit_code = outcome.status, outcome.exit_code
-                rec.message = outcome.reason
-            except UserAborted as err:
-                rec.result, rec.exit_code, rec.message = "user_aborted", err.exit_code, err.message
-            except LlltError as err:
-                rec.result = type(err).__name__
-                rec.exit_code, rec.message = err.exit_code, err.message
-            except asyncio.CancelledError:
-                if not killed:
-                    raise
-                rec.result = "killed"
-            except Exception as err:
-                if killed:
-                    rec.result = "killed"
-                else:
-                    rec.result = "crash"
-                    rec.crash = "".join(traceback.format_exception(err))[-4000:]
+                timers.append(loop.call_at(rec.started_t + ev.at_s, self._fire, p, ev))
+            await _await_outcome(p)
         finally:
             for h in timers:
                 h.cancel()
-            if not killed:
-                rec.finished_t = loop.time()
-                if runner is not None:
-                    rec.plan_id = runner.plan_id if runner.plan_id is not None else rec.plan_id
-                    if runner.rec is not None:
-                        rec.session_id = runner.rec.session_id
-                        with contextlib.suppress(LlltError):
-                            row = store.session(runner.rec.session_id)
-                            rec.claim = {
-                                "status": str(row.status),
-                                "outcome": row.outcome,
-                                "ended_at": row.ended_at,
-                                "events": [e.kind for e in store.events(row.id)],
-                            }
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(cap.close(), 5.0)
-                store.close()
-                note("result", result=rec.result, exit_code=rec.exit_code, claim=rec.claim)
+            if not p.killed:
+                await _exit_process(p, cap)
+
+    def _kill(self, p: _HostProcess, t: float) -> None:
+        """The process is gone: no more bytes, no more writes, its pid reused."""
+        assert p.task is not None
+        p.killed = True
+        p.rec.killed_t = t
+        p.transport.kill()  # type: ignore[attr-defined]
+        runner = p.runner
+        sid = runner.rec.session_id if runner is not None and runner.rec else None
+        p.store.close()
+        if sid is not None:  # its pid no longer runs this program
+            with contextlib.closing(sqlite3.connect(self.db(p.run.log))) as c:
+                c.execute("UPDATE sessions SET host_token = 'killed' WHERE id = ?", (sid,))
+                c.commit()
+        p.task.cancel()
+        self._zombies.append(p.task)
+
+    def _fire(self, p: _HostProcess, ev: HostEvent) -> None:
+        """A host event at its time: a kill, a signal, an E-stop from another client, Ctrl-C."""
+        if p.task is None or p.task.done() or p.killed:
+            return
+        t = asyncio.get_running_loop().time()
+        p.note("host_event", event=str(ev))
+        if ev.kind == "kill":
+            self._kill(p, t)
+        elif ev.kind in SIGNALS:
+            self._signal(p, ev.kind, t)
+        elif ev.kind == "estop":
+            self._estop(ev.arg, p.note, p.rec, t)
+        else:
+            self._ctrl_c(p, ev.kind, t)
+
+    def _signal(self, p: _HostProcess, kind: str, t: float) -> None:
+        """A signal, delivered to the handler the run installed, as the kernel would; none
+        installed: the default action ends the process."""
+        assert p.task is not None
+        p.rec.stop_decisions.append((t, kind))
+        handler = self._signals.get(p.task, {}).get(int(getattr(signal, kind)))
+        if handler is None:
+            p.note("signal_default_action", signal=kind)
+            p.rec.died_of = kind
+            self._kill(p, t)
+        else:
+            handler[0](*handler[1])
+
+    def _ctrl_c(self, p: _HostProcess, kind: str, t: float) -> None:
+        """Ctrl-C: the run's SIGINT handler, else asyncio's runner (as in the CLI): the first
+        cancels the main task, a second raises KeyboardInterrupt (the end)."""
+        assert p.task is not None
+        p.rec.stop_decisions.append((t, kind))
+        handler = self._signals.get(p.task, {}).get(int(signal.SIGINT))
+        if handler is not None:
+            handler[0](*handler[1])
+        elif sum(1 for _, why in p.rec.stop_decisions if why == "ctrl_c") > 1:
+            p.note("keyboard_interrupt")
+            p.rec.died_of = "SIGINT"
+            self._kill(p, t)
+        else:
+            p.task.cancel()
 
     @staticmethod
     async def _guarded(runner: SessionRunner) -> Any:
@@ -526,6 +474,106 @@ class ScenarioRun:
         note("estop_sent", length=length, reached=reached)
         if reached and busy:
             rec.stop_decisions.append((t, f"estop:{length}"))
+
+
+class _HostProcess:
+    """One host run's process: its log, its link, its session, and whether it was killed."""
+
+    def __init__(
+        self, owner: ScenarioRun, rec: RunRecord, run: HostRun, store: Store, transport: Transport
+    ) -> None:
+        self.owner = owner
+        self.rec = rec
+        self.run = run
+        self.store = store
+        self.transport = transport
+        self.runner: SessionRunner | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.killed = False
+
+    def note(self, kind: str, **data: Any) -> None:
+        """A trace entry of this run, unless the process is dead (it says nothing more)."""
+        if not self.killed:
+            self.owner._note(self.rec.index, kind, **data)
+
+    def on_start(self, plan_id: int) -> None:
+        """The host sends START for ``plan_id``."""
+        self.rec.start_sent = True
+        self.rec.plan_id = plan_id
+        self.note("start_sent", plan_id=plan_id)
+
+
+def _run_options(rec: RunRecord, run: HostRun, protocol: Any) -> RunOptions:
+    """The run's options (as on ``lllt run``'s command line), noted in its record."""
+    from lllt.safety import DEFAULT_LIMITS
+    from lllt.safety.preflight import ScheduleRules
+
+    rules = ScheduleRules.from_protocol(protocol)
+    rec.protocol_rules = (rules.min_interval_s, rules.max_sessions_per_week)
+    limits = None
+    if run.abort_temp_c is not None:
+        limits = replace(
+            DEFAULT_LIMITS, abort_temp_c=run.abort_temp_c, warn_temp_c=run.abort_temp_c - 1.0
+        )
+    opts = RunOptions(
+        limits=limits,
+        research_ok=run.research_ok,
+        policy=W.LinkPolicy[run.policy.upper()],
+        lease_ms=run.lease_ms,
+        telemetry_hz=run.telemetry_hz,
+        reconnect_s=run.reconnect_s,
+        stop_confirm_s=run.stop_confirm_s,
+    )
+    rec.options = opts
+    rec.research_ok = run.research_ok
+    return opts
+
+
+async def _await_outcome(p: _HostProcess) -> None:
+    """Wait for the session; its outcome, or what it raised, goes into the run's record."""
+    rec = p.rec
+    assert p.task is not None
+    try:
+        outcome = await p.task
+        rec.result, rec.exit_code = outcome.status, outcome.exit_code
+        rec.message = outcome.reason
+    except UserAborted as err:
+        rec.result, rec.exit_code, rec.message = "user_aborted", err.exit_code, err.message
+    except LlltError as err:
+        rec.result = type(err).__name__
+        rec.exit_code, rec.message = err.exit_code, err.message
+    except asyncio.CancelledError:
+        if not p.killed:
+            raise
+        rec.result = "killed"
+    except Exception as err:
+        if p.killed:
+            rec.result = "killed"
+        else:
+            rec.result = "crash"
+            rec.crash = "".join(traceback.format_exception(err))[-4000:]
+
+
+async def _exit_process(p: _HostProcess, cap: _Cap) -> None:
+    """A process that ends on its own: its row as it left it (the claim), then it closes."""
+    rec, runner, store = p.rec, p.runner, p.store
+    rec.finished_t = asyncio.get_running_loop().time()
+    if runner is not None:
+        rec.plan_id = runner.plan_id if runner.plan_id is not None else rec.plan_id
+        if runner.rec is not None:
+            rec.session_id = runner.rec.session_id
+            with contextlib.suppress(LlltError):
+                row = store.session(runner.rec.session_id)
+                rec.claim = {
+                    "status": str(row.status),
+                    "outcome": row.outcome,
+                    "ended_at": row.ended_at,
+                    "events": [e.kind for e in store.events(row.id)],
+                }
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(cap.close(), 5.0)
+    store.close()
+    p.note("result", result=rec.result, exit_code=rec.exit_code, claim=rec.claim)
 
 
 async def _sleep_until(t: float) -> None:
