@@ -329,24 +329,10 @@ class SimHandle:
         )
         tel_type = int(W.MsgType.TELEMETRY)
         ev_type = int(W.MsgType.EVENT)
-        emitting = int(W.TelemetryFlag.EMITTING)
-        head = int(W.TelemetryFlag.HEAD_PRESENT)
-        parse_tel = W.Telemetry.parse
-        parse_ev = W.Event.parse
 
         def start_session(plan: Any, now: int) -> None:
             start0(plan, now)
-            on = sorted({sp.index for st in plan.steps for sp in st.setpoints if sp.irr > 0})
-            s = TrueSession(plan.plan_id, self._loop_t(dev, now), dev.boot_count, tuple(on))
-            truth.sessions.append(s)
-            truth.trace.append(
-                {
-                    "t_ms": round(s.start_t * 1000),
-                    "kind": "session_start",
-                    "plan_id": s.plan_id,
-                    "boot": s.boot,
-                }
-            )
+            self._session_started(dev, plan, now)
 
         def end_session(outcome: int, reason: int, new_state: Any, t_abs: int) -> None:
             s = truth.running
@@ -354,8 +340,7 @@ class SimHandle:
             if s is not None:
                 name = _enum(W.Outcome, outcome)
                 self._end(s, dev, name, self._loop_t(dev, t_abs))
-            if self.attached is None:
-                asyncio.get_running_loop().call_soon(self._quiet)
+            self._quiet_soon()
 
         def reboot(tick: int) -> None:
             s = truth.running
@@ -363,57 +348,85 @@ class SimHandle:
                 self._end(s, dev, "power_loss", self._loop_t(dev, tick * dev.tick_ms))
             reboot0(tick)
             truth.records = tuple(dev.records)
-            if self.attached is None:
-                asyncio.get_running_loop().call_soon(self._quiet)
+            self._quiet_soon()
 
         def send_unsolicited(msg_type: int, payload: bytes, at_abs: int) -> None:
             if msg_type == tel_type and (
                 (truth.sessions and truth.sessions[-1].end_t is None)
                 or int(self._loop_t(dev, at_abs)) != self._last_sample_s
             ):
-                try:
-                    t = parse_tel(payload)
-                except W.WireError:
-                    t = None
-                if t is not None:
-                    at = self._loop_t(dev, at_abs)
-                    if t.flags & emitting:
-                        hot = max((c for c in t.temperature if c is not None), default=-math.inf)
-                        if hot > truth.max_emitting_c:
-                            truth.max_emitting_c, truth.max_emitting_at = hot, at
-                    if t.flags & emitting and not t.flags & head:
-                        if self._off_head_since is None:
-                            self._off_head_since = at
-                            truth.off_head.append([at, 0.0])
-                        truth.off_head[-1][1] = at - self._off_head_since
-                    else:
-                        self._off_head_since = None
-                    sec = int(at)
-                    if sec != self._last_sample_s:
-                        self._last_sample_s = sec
-                        truth.trace.append(_sample(t, at))
+                self._watch_telemetry(payload, self._loop_t(dev, at_abs))
             elif msg_type == ev_type:
-                try:
-                    e = parse_ev(payload)
-                    truth.trace.append(
-                        {
-                            "t_ms": round(self._loop_t(dev, at_abs) * 1000),
-                            "kind": "event",
-                            "event": _enum(W.EventKind, int(e.kind)),
-                            "a": e.a,
-                            "b": e.b,
-                            "value": e.value,
-                            "limit": e.limit,
-                        }
-                    )
-                except W.WireError:
-                    pass
+                self._watch_event(payload, self._loop_t(dev, at_abs))
             send0(msg_type, payload, at_abs)
 
         dev._start_session = start_session
         dev._end_session = end_session
         dev._reboot = reboot
         dev._send_unsolicited = send_unsolicited
+
+    def _quiet_soon(self) -> None:
+        """Telemetry off once nobody listens, when the engine's current step is done."""
+        if self.attached is None:
+            asyncio.get_running_loop().call_soon(self._quiet)
+
+    def _session_started(self, dev: Any, plan: Any, now: int) -> None:
+        """A session the device started: a new true session, and its trace entry."""
+        on = sorted({sp.index for st in plan.steps for sp in st.setpoints if sp.irr > 0})
+        s = TrueSession(plan.plan_id, self._loop_t(dev, now), dev.boot_count, tuple(on))
+        self.truth.sessions.append(s)
+        self.truth.trace.append(
+            {
+                "t_ms": round(s.start_t * 1000),
+                "kind": "session_start",
+                "plan_id": s.plan_id,
+                "boot": s.boot,
+            }
+        )
+
+    def _watch_telemetry(self, payload: bytes, at: float) -> None:
+        """A sample sent at loop time ``at``: the hottest zone and off-head emission while
+        emitting, and one trace sample a second."""
+        try:
+            t = W.Telemetry.parse(payload)
+        except W.WireError:
+            return
+        truth = self.truth
+        emitting = int(W.TelemetryFlag.EMITTING)
+        head = int(W.TelemetryFlag.HEAD_PRESENT)
+        if t.flags & emitting:
+            hot = max((c for c in t.temperature if c is not None), default=-math.inf)
+            if hot > truth.max_emitting_c:
+                truth.max_emitting_c, truth.max_emitting_at = hot, at
+        if t.flags & emitting and not t.flags & head:
+            if self._off_head_since is None:
+                self._off_head_since = at
+                truth.off_head.append([at, 0.0])
+            truth.off_head[-1][1] = at - self._off_head_since
+        else:
+            self._off_head_since = None
+        sec = int(at)
+        if sec != self._last_sample_s:
+            self._last_sample_s = sec
+            truth.trace.append(_sample(t, at))
+
+    def _watch_event(self, payload: bytes, at: float) -> None:
+        """An event the device sent at loop time ``at``, into the trace."""
+        try:
+            e = W.Event.parse(payload)
+            self.truth.trace.append(
+                {
+                    "t_ms": round(at * 1000),
+                    "kind": "event",
+                    "event": _enum(W.EventKind, int(e.kind)),
+                    "a": e.a,
+                    "b": e.b,
+                    "value": e.value,
+                    "limit": e.limit,
+                }
+            )
+        except W.WireError:
+            pass
 
 
 def _break_head_interlock(dev: Any) -> None:
@@ -477,11 +490,12 @@ class SimAdapter:
 
 
 class FwAdapter:
-    """The C firmware as a library (``fw://``), when a build provides its adapter.
+    """The C firmware as a library (``fw://``), when a build provides it.
 
-    The firmware transport supplies its own handle through
-    ``lllt.transport.fw.explorer_handle(spec, workdir)`` (same :class:`DeviceHandle`
-    interface); until it exists, the explorer says so instead of running.
+    A plug-in found by name, like ``blesim``: ``lllt.explore.fwhandle.explorer_handle(spec,
+    workdir)`` builds on this module (same :class:`DeviceHandle` interface), so that the
+    firmware library loads only when asked for; without it the explorer says why instead of
+    running.
     """
 
     name = "fw"
@@ -489,7 +503,7 @@ class FwAdapter:
     def _factory(self) -> Any:
         import importlib
 
-        module = importlib.import_module("lllt.transport.fw")
+        module = importlib.import_module("lllt.explore.fwhandle")
         return module.explorer_handle
 
     def unavailable(self) -> str | None:
@@ -500,7 +514,7 @@ class FwAdapter:
         try:
             self._factory()
         except (ImportError, AttributeError) as err:
-            return f"the fw:// transport has no explorer adapter (explorer_handle): {err}"
+            return f"the firmware's explorer handle (lllt.explore.fwhandle) cannot be loaded: {err}"
         except LlltError as err:
             return err.message
         from lllt_sim import fwlib
