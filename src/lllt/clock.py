@@ -147,12 +147,13 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self.speed = speed
 
     def time(self) -> float:
+        """The virtual clock, in seconds (``start`` when the loop was made)."""
         return self._vtime
 
     def call_at(  # type: ignore[override]
         self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> asyncio.TimerHandle:
-        # asyncio's own call_at, with a timer that breaks ties by insertion order
+        """asyncio's ``call_at``, with timers at the same instant run in the order they were set."""
         self._timer_seq += 1
         return self._push_timer(when, callback, args, context, self._timer_seq)
 
@@ -230,6 +231,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
 
     @speed.setter
     def speed(self, value: float | None) -> None:
+        """Change the pace from the current virtual time on; ValueError unless positive or None."""
         if value is not None and not value > 0:
             raise ValueError("speed must be positive, or None for as fast as possible")
         self._speed = value
@@ -247,6 +249,8 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def run_in_executor(  # type: ignore[override]
         self, executor: Any, func: Callable[..., T], *args: Any
     ) -> Any:
+        """asyncio's ``run_in_executor``; virtual time follows real time (1×) until the work is
+        done."""
         fut = super().run_in_executor(executor, func, *args)
         self._holds += 1
         self._reanchor()
@@ -277,6 +281,7 @@ class _Hold:
 
 
 def is_virtual(loop: asyncio.AbstractEventLoop | None = None) -> bool:
+    """True when ``loop`` (default: the running loop, if any) runs on a virtual clock."""
     if loop is None:
         try:
             loop = asyncio.get_running_loop()
@@ -334,6 +339,8 @@ def wall_time() -> float:
 def loop_factory(
     virtual: bool, speed: float | None = None
 ) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A loop factory for ``asyncio.Runner``: a :class:`VirtualClockLoop` at ``speed`` when
+    ``virtual``, else asyncio's ordinary loop."""
     if virtual:
         return lambda: VirtualClockLoop(speed)
     return asyncio.new_event_loop

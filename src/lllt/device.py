@@ -182,9 +182,11 @@ class Subscription(AsyncIterator[Any]):
             waiter.set_result(None)
 
     def pending(self) -> int:
+        """How many messages wait in the buffer."""
         return len(self._items)
 
     def get_nowait(self) -> Any | None:
+        """The next buffered message, or None when there is none; never waits."""
         return self._items.popleft() if self._items else None
 
     async def get(self, timeout: float | None = None) -> Any:
@@ -215,6 +217,8 @@ class Subscription(AsyncIterator[Any]):
         return await self.get()
 
     def close(self) -> None:
+        """End the stream: the cap stops feeding it, and once the buffer is empty ``get`` (and
+        ``async for``) ends with StopAsyncIteration."""
         self._closed = True
         self._cap._unsubscribe(self)
         waiter = self._waiter
@@ -276,6 +280,8 @@ class Cap:
         return _Connect(cls, url, kwargs)
 
     async def open(self) -> None:
+        """Open the transport and handshake (``Cap.connect`` does this); a failed handshake closes
+        the transport again and raises."""
         self.transport.set_receiver(self._on_data, self._on_lost)
         await self.transport.open()
         self._lost = None
@@ -286,6 +292,9 @@ class Cap:
             raise
 
     async def close(self) -> None:
+        """Stop the lease heartbeat, end every subscription and close the link. A running session
+        is not aborted: with no more heartbeats its lease runs out and the device applies the
+        plan's link policy."""
         self._stop_heartbeat()
         for sub in list(self._subs):
             sub.close()
@@ -364,12 +373,14 @@ class Cap:
     # --- what the device is ---------------------------------------------------------------
     @property
     def info(self) -> DeviceInfo:
+        """What the device said it is at the handshake; NotConnected before it."""
         if self._info is None:
             raise NotConnected(f"{self.url} has not completed the handshake")
         return self._info
 
     @property
     def connected(self) -> bool:
+        """True while the link is open and not lost, and the handshake is done."""
         return self.transport.is_open and self._lost is None and self._info is not None
 
     @property
@@ -383,6 +394,9 @@ class Cap:
         return device_ms / 1000.0 / self.clock_rate
 
     def link_stats(self) -> dict[str, int]:
+        """Link counters: the frame decoder's (frames, bytes dropped, bad frames by cause), then
+        ``malformed``, ``unexpected``, ``retries``, ``lost_unsolicited``, ``bytes_in`` and
+        ``bytes_out``."""
         stats = self._decoder.stats.as_dict()
         stats.update(
             malformed=self.counters.malformed,
@@ -525,6 +539,7 @@ class Cap:
     # --- the commands -------------------------------------------------------------------------
     @staticmethod
     def new_plan_id() -> int:
+        """A random plan id, 1 to 2^31 - 1, for the next upload."""
         return 1 + secrets.randbelow(2**31 - 1)
 
     async def upload(self, plan: W.UploadPlan) -> int:
@@ -543,9 +558,12 @@ class Cap:
         return reply
 
     async def pause(self) -> None:
+        """Pause the running session: emitters off from the next control tick, step time stopped
+        (needs no key)."""
         await self.request(W.Pause())
 
     async def resume(self) -> None:
+        """Resume a session paused by the host (a signed request)."""
         await self.request(W.Resume(), sign=True)
 
     async def abort(self, reason: W.AbortReason = W.AbortReason.USER) -> None:
@@ -558,6 +576,8 @@ class Cap:
             self._stop_heartbeat()
 
     async def heartbeat(self) -> None:
+        """Renew the session's lease once. The client already does this in the background after
+        :meth:`start`."""
         await self.request(W.Heartbeat())
 
     async def set_telemetry_rate(self, hz: float) -> None:
@@ -570,16 +590,20 @@ class Cap:
         await self.request(W.Derate(permille), sign=self._auth is not None)
 
     async def status(self) -> W.Status:
+        """A STATUS sample taken now (GET_STATUS), laid out like telemetry."""
         reply = await self.request(W.GetStatus())
         assert isinstance(reply, W.Status)
         return reply
 
     async def records(self, max_count: int = W.MAX_RECORDS) -> tuple[W.SessionRecord, ...]:
+        """The device's session records (GET_RECORDS), newest first, at most ``max_count``; a
+        running session is among them with outcome RUNNING."""
         reply = await self.request(W.GetRecords(max_count))
         assert isinstance(reply, W.Records)
         return reply.records
 
     async def clear_fault(self) -> None:
+        """Clear a latched fault; the device refuses (Rejected) while its cause remains."""
         await self.request(W.ClearFault())
 
     async def provision_key(self, key: bytes) -> None:
@@ -663,9 +687,12 @@ class Cap:
 
     # --- telemetry and events -----------------------------------------------------------------
     def telemetry(self, maxlen: int = 100_000) -> Subscription:
+        """A new :class:`Subscription` to telemetry samples (and the STATUS a device sends after
+        ABORT), buffering at most ``maxlen``."""
         return self._subscribe(frozenset({W.MsgType.TELEMETRY}), maxlen)
 
     def events(self, maxlen: int = 100_000) -> Subscription:
+        """A new :class:`Subscription` to the device's events, buffering at most ``maxlen``."""
         return self._subscribe(frozenset({W.MsgType.EVENT}), maxlen)
 
     def stream(self, maxlen: int = 100_000) -> Subscription:
@@ -688,6 +715,7 @@ class Cap:
         self._listeners.append(fn)
 
     def remove_listener(self, fn: Callable[[W.Message], None]) -> None:
+        """Stop calling ``fn``; nothing happens if it was never added."""
         if fn in self._listeners:
             self._listeners.remove(fn)
 
@@ -916,6 +944,7 @@ class SyncCap:
 
     @classmethod
     def connect(cls, url: str, *, timeout: float = 10.0, **kwargs: Any) -> SyncCap:
+        """The same as ``SyncCap(url, timeout=..., **kwargs)``: open and handshake."""
         return cls(url, timeout=timeout, **kwargs)
 
     def __enter__(self) -> SyncCap:
@@ -925,6 +954,8 @@ class SyncCap:
         self.close()
 
     def close(self) -> None:
+        """Close the cap and stop its event loop. A running session is not aborted (see
+        :meth:`Cap.close`)."""
         try:
             self._runner.call(self.cap.close(), self.timeout)
         finally:
@@ -935,36 +966,47 @@ class SyncCap:
 
     @property
     def info(self) -> DeviceInfo:
+        """What the device said it is at the handshake (:attr:`Cap.info`)."""
         return self.cap.info
 
     def upload(self, plan: W.UploadPlan) -> int:
+        """Send a plan and return its id (:meth:`Cap.upload`)."""
         return self._call(self.cap.upload(plan))
 
     def start(self, plan_id: int) -> W.Started:
+        """Start the loaded plan and its lease heartbeat (:meth:`Cap.start`)."""
         return self._call(self.cap.start(plan_id))
 
     def pause(self) -> None:
+        """Pause the running session (:meth:`Cap.pause`)."""
         self._call(self.cap.pause())
 
     def resume(self) -> None:
+        """Resume a session paused by the host (:meth:`Cap.resume`)."""
         self._call(self.cap.resume())
 
     def abort(self, reason: W.AbortReason = W.AbortReason.USER) -> None:
+        """Emitters off and end the session (:meth:`Cap.abort`)."""
         self._call(self.cap.abort(reason))
 
     def status(self) -> W.Status:
+        """A STATUS sample taken now (:meth:`Cap.status`)."""
         return self._call(self.cap.status())
 
     def records(self) -> tuple[W.SessionRecord, ...]:
+        """The device's session records, newest first (:meth:`Cap.records`)."""
         return self._call(self.cap.records())
 
     def derate(self, permille: int) -> None:
+        """Scale the running session's setpoints to ``permille``/1000 (:meth:`Cap.derate`)."""
         self._call(self.cap.derate(permille))
 
     def set_telemetry_rate(self, hz: float) -> None:
+        """Telemetry samples per second, 0 for none (:meth:`Cap.set_telemetry_rate`)."""
         self._call(self.cap.set_telemetry_rate(hz))
 
     def clear_fault(self) -> None:
+        """Clear a latched fault (:meth:`Cap.clear_fault`)."""
         self._call(self.cap.clear_fault())
 
     def stream(self, *, timeout: float | None = None) -> Iterator[W.Message]:
@@ -981,6 +1023,8 @@ class SyncCap:
             sub.close()
 
     def telemetry(self, *, timeout: float | None = None) -> Iterator[W.Telemetry]:
+        """The telemetry samples of :meth:`stream` (events left out); each wait is bounded by
+        ``timeout`` seconds, after which DeviceTimeout is raised."""
         for msg in self.stream(timeout=timeout):
             if isinstance(msg, W.Telemetry):
                 yield msg

@@ -67,6 +67,9 @@ class LlltError(Exception):
         return self.message
 
     def to_dict(self) -> dict[str, Any]:
+        """The error as JSON: ``error`` (the class name), ``message``, ``advice`` when there is
+        some, and every field. Numbers, text, booleans and None stay as they are; a list or
+        tuple becomes a list of its items' ``to_dict()`` (or ``str``); anything else ``str``."""
         out: dict[str, Any] = {"error": type(self).__name__, "message": self.message}
         if self.advice:
             out["advice"] = self.advice
@@ -84,10 +87,14 @@ class LlltError(Exception):
 
 
 class InvalidInput(LlltError, ValueError):
+    """Something a person typed or wrote is wrong (exit 2); also a :class:`ValueError`."""
+
     exit_code = 2
 
 
 class URLError(InvalidInput):
+    """A device URL is malformed, or names an unknown scheme or option."""
+
     default_advice = (
         "Expected a device URL such as sim://reference-cap, serial:///dev/ttyACM0 or "
         "socket://127.0.0.1:7878 (see `lllt devices`)."
@@ -102,6 +109,7 @@ class FieldProblem:
     message: str
 
     def to_dict(self) -> dict[str, str]:
+        """``{"field": ..., "message": ...}``, for JSON output."""
         return {"field": self.field, "message": self.message}
 
     def __str__(self) -> str:
@@ -129,8 +137,12 @@ class FileFormatError(InvalidInput):
 
 
 class PlanError(InvalidInput):
+    """The device cannot run this protocol (exit 2): it lacks a zone, channel or wavelength
+    the protocol names, or the protocol asks for more than its pulse range or hard limits
+    allow. ``problems`` lists every reason as a :class:`FieldProblem`."""
+
     problems: Sequence[FieldProblem] = ()  # everything the device cannot run, not just the first
-    protocol: str | None = None  # the protocol's name, when known
+    protocol: str | None = None  # the protocol's id, when known
 
     default_advice = "Check the protocol against `lllt info --device URL` for this device."
 
@@ -139,6 +151,8 @@ class PlanError(InvalidInput):
 
 
 class SafetyError(LlltError):
+    """Refused or stopped by a safety limit (exit 1)."""
+
     exit_code = 1
 
 
@@ -150,41 +164,58 @@ class PreflightRefused(SafetyError):
 
 
 class SafetyAbort(SafetyError):
-    pass
+    """The host's runtime monitor stopped a running session. ``rule`` names the rule that
+    fired; ``limit``, ``observed``, ``unit``, ``channel`` (id) and ``zone`` (id) say what it saw."""
 
 
 class DeviceFault(SafetyError):
-    pass
+    """The device stopped the session itself (an interlock, a fault, a reboot, an outcome other
+    than completed), or will not start one because a fault is latched."""
 
 
 # --- device and link (exit 3) ---------------------------------------------------------
 
 
 class DeviceError(LlltError):
+    """The device, or the link to it, failed (exit 3)."""
+
     exit_code = 3
 
 
 class ConnectionFailed(DeviceError):
+    """Nothing answered at the device's address: a port that will not open, a refused
+    connection, no Bluetooth adapter."""
+
     default_advice = "Check the cable or address, and that the cap is switched on."
 
 
 class LinkLost(DeviceError):
+    """The link to the device dropped, or went silent, mid-conversation; requests waiting for
+    a reply and open subscriptions end with it."""
+
     default_advice = "Reconnect the cap; the session record is kept and will be reconciled."
 
 
 class DeviceTimeout(DeviceError, TimeoutError):
+    """No reply within the deadline, retries included; also a :class:`TimeoutError`.
+    ``bytes_dropped`` counts the garbage that came back meanwhile, when it was counted."""
+
     bytes_dropped: int = 0  # garbage on the link while waiting, when counted
 
     default_advice = "The device did not answer in time; check the link and try again."
 
 
 class VersionMismatch(DeviceError):
+    """The cap speaks another major version of the wire protocol. ``device_version`` and
+    ``host_version`` are ``"major.minor"``; the advice says which side to upgrade."""
+
     device_version: str = ""  # "major.minor" the cap speaks
     host_version: str = ""  # "major.minor" this lllt speaks
 
 
 class MalformedReply(DeviceError):
-    pass
+    """The device answered a request with a reply of the wrong type: it does not follow the
+    protocol. (Frames that do not decode are counted in ``Cap.link_stats()`` and dropped.)"""
 
 
 class Rejected(DeviceError):
@@ -194,6 +225,9 @@ class Rejected(DeviceError):
 
 
 class AuthError(Rejected):
+    """The device wants proof of its key: none is known for it, or it refused the one used
+    (NACK ``AUTH_REQUIRED`` or ``AUTH_FAILED``)."""
+
     default_advice = (
         "Give the device key with --key or LLLT_KEY, or add it to the key file "
         "(see docs/wire-protocol.md, Authentication); a development board that takes the "
@@ -208,10 +242,15 @@ class RefusedByDevice(Rejected):
 
 
 class NotConnected(DeviceError):
+    """The device was used before its handshake, or after its link was closed."""
+
     default_advice = "Open the device with `async with Cap.connect(url)` before using it."
 
 
 class StoreError(LlltError):
+    """The session log cannot be read or written (exit 3); ``path`` is its file. For a log
+    newer than this lllt, ``limit`` and ``observed`` are the schema versions."""
+
     path: str | None = None  # the session log's file
     limit: float | None = None
     observed: float | None = None

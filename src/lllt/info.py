@@ -18,39 +18,51 @@ from lllt.errors import InvalidInput
 
 @dataclass(frozen=True)
 class DeviceInfo:
+    """What the host knows about one device: its HELLO_INFO (``hello``), with lookups and a
+    JSON form. Ids are the device's own; telemetry arrays follow the order of ``channels``
+    and ``zones``."""
+
     hello: wire.HelloInfo
 
     # --- identity -------------------------------------------------------------------
     @property
     def model(self) -> str:
+        """The device's model name."""
         return self.hello.model
 
     @property
     def serial(self) -> str:
+        """The device's serial number (device keys and reconciliation go by serial)."""
         return self.hello.serial
 
     @property
     def firmware(self) -> str:
+        """Firmware version, ``"major.minor.patch"``."""
         return ".".join(str(x) for x in self.hello.firmware)
 
     @property
     def protocol(self) -> str:
+        """Wire protocol version the device speaks, ``"major.minor"``."""
         return f"{self.hello.major}.{self.hello.minor}"
 
     @property
     def simulated(self) -> bool:
+        """True for a simulator (capability SIMULATED), not a cap on a head."""
         return bool(self.hello.capabilities & wire.Capability.SIMULATED)
 
     @property
     def limits(self) -> wire.DeviceLimits:
+        """The device's own hard limits; the host can never raise them."""
         return self.hello.limits
 
     @property
     def zones(self) -> tuple[wire.ZoneInfo, ...]:
+        """The zones, in HELLO_INFO order (the order of telemetry temperatures)."""
         return self.hello.zones
 
     @property
     def channels(self) -> tuple[wire.ChannelInfo, ...]:
+        """The channels, in HELLO_INFO order (the order of telemetry arrays)."""
         return self.hello.channels
 
     # --- lookups --------------------------------------------------------------------
@@ -66,26 +78,32 @@ class DeviceInfo:
 
     @cached_property
     def zone_index(self) -> dict[int, int]:
+        """zone id -> position in telemetry's temperature array"""
         return {z.id: i for i, z in enumerate(self.hello.zones)}
 
     @cached_property
     def zone_by_name(self) -> dict[str, wire.ZoneInfo]:
+        """zone name -> its ZoneInfo"""
         return {z.name: z for z in self.hello.zones}
 
     @cached_property
     def wavelengths(self) -> tuple[int, ...]:
+        """The device's wavelengths (nm), sorted, each once."""
         return tuple(sorted({c.wavelength_nm for c in self.hello.channels}))
 
     def channel(self, channel_id: int) -> wire.ChannelInfo:
+        """The channel with this id; InvalidInput when the device has none."""
         try:
             return self.hello.channels[self.channel_index[channel_id]]
         except KeyError:
             raise InvalidInput(f"the device has no channel {channel_id}") from None
 
     def channels_at(self, wavelength_nm: int) -> tuple[wire.ChannelInfo, ...]:
+        """The channels of one wavelength (nm), in HELLO_INFO order; empty if none."""
         return tuple(c for c in self.hello.channels if c.wavelength_nm == wavelength_nm)
 
     def zone_name(self, zone_id: int) -> str:
+        """The name of the zone with this id, or the id as text if there is none."""
         for z in self.hello.zones:
             if z.id == zone_id:
                 return z.name
@@ -104,6 +122,8 @@ class DeviceInfo:
 
     # --- output ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """JSON form for ``lllt info``: identity, capabilities, clock rate, zones, channels and
+        limits, each quantity in the unit its key names (``area_cm2``, ``min_lease_ms``)."""
         h = self.hello
         lim = h.limits
         return {

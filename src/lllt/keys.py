@@ -20,6 +20,7 @@ KEY_SIZE = 32
 
 
 def path() -> str:
+    """The key file: ``$LLLT_KEYS``, else ``keys.toml`` in the user config directory."""
     override = os.environ.get("LLLT_KEYS")
     if override:
         return override

@@ -102,6 +102,9 @@ class Rule:
 
     @classmethod
     def parse(cls, text: str) -> Rule:
+        """One rule from its text (``drop,to=host,type=STARTED,n=1``, grammar in the module
+        docstring); URLError saying what is wrong with it. A ``cut`` fires once unless ``n``
+        says otherwise."""
         parts = [p.strip() for p in text.split(",") if p.strip()]
         if not parts:
             raise _bad(text, "empty rule")
@@ -150,6 +153,9 @@ class Rule:
         return rule
 
     def selects(self, to: str, msg_type: int | None, t: float, rng: random.Random) -> bool:
+        """Whether the rule acts on this frame, going ``to`` the device or the host, of
+        ``msg_type`` (None: undecodable), ``t`` seconds after the link opened; draws from
+        ``rng`` for ``p`` and counts ``matched`` and ``applied``."""
         if self.to is not None and self.to != to:
             return False
         if self.types is not None and msg_type not in self.types:
@@ -192,6 +198,7 @@ class LinkFaults:
 
     @classmethod
     def parse(cls, text: str, *, seed: int = 0) -> LinkFaults:
+        """Rules separated by ``;``, drawing from ``seed``; URLError for a bad rule, or for none."""
         rules = [Rule.parse(t) for t in text.split(";") if t.strip()]
         if not rules:
             raise _bad(text, "no rules")
@@ -250,6 +257,7 @@ class LinkFaults:
         return (verdict,)
 
     def summary(self) -> list[dict[str, object]]:
+        """Each rule's text with how many frames it matched and acted on."""
         return [{"rule": r.text, "matched": r.matched, "applied": r.applied} for r in self.rules]
 
 

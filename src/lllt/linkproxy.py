@@ -107,6 +107,9 @@ async def _open_tty(
 async def open_upstream(
     url: str, on_data: Callable[[bytes], None], on_lost: Callable[[], None]
 ) -> _Upstream:
+    """Connect to the upstream device, ``socket://HOST:PORT`` or ``serial:///dev/PATH`` (a pty
+    or serial port, opened raw): received bytes go to ``on_data``, and ``on_lost()`` is
+    called when it closes. InvalidInput for another URL, LinkLost when it cannot be reached."""
     if url.startswith("socket://"):
         return await _open_socket(url[len("socket://") :].split("?")[0], on_data, on_lost)
     if url.startswith("serial://"):
@@ -127,6 +130,8 @@ class LinkProxy:
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen on ``host``:``port`` (0: any free port) and return the address bound;
+        InvalidInput when it cannot. The rules' times count from now."""
         loop = asyncio.get_running_loop()
         self._t0 = loop.time()
         try:
@@ -137,6 +142,7 @@ class LinkProxy:
         return str(sockname[0]), int(sockname[1])
 
     def close(self) -> None:
+        """Stop listening; connections already made run on until they end."""
         if self._server is not None:
             self._server.close()
 

@@ -108,6 +108,9 @@ class Step:
 
 @dataclass(frozen=True)
 class SessionPlan:
+    """A protocol compiled for one device: the steps it will run, in order, and the
+    adjustments made since compiling (preflight tightening), each with its reason."""
+
     protocol: Protocol
     device: DeviceInfo
     steps: tuple[Step, ...]
@@ -116,13 +119,17 @@ class SessionPlan:
 
     @property
     def expected_duration_s(self) -> float:
+        """Seconds the session takes at full output (the steps added up)."""
         return sum(s.expected_duration_s for s in self.steps)
 
     @property
     def max_duration_s(self) -> float:
+        """The most the session may run, in seconds: the steps' maxima added up, as the device
+        is sent them."""
         return sum(s.max_duration_s for s in self.steps)
 
     def fluence_by_channel(self) -> dict[int, float]:
+        """Expected J/cm² per channel id over the whole session."""
         out: dict[int, float] = {}
         for s in self.steps:
             for ch, f in s.channel_fluence().items():
@@ -140,6 +147,9 @@ class SessionPlan:
         policy: wire.LinkPolicy = wire.LinkPolicy.FINISH,
         lease_ms: int = 3000,
     ) -> wire.UploadPlan:
+        """The UPLOAD_PLAN message for ``plan_id``, in wire units. A step's ``duration_ms`` is
+        its maximum duration (a duration step's exact one); ``policy`` and ``lease_ms``
+        (device ms) say what the device does if the host goes silent."""
         steps = []
         for s in self.steps:
             steps.append(
@@ -164,6 +174,8 @@ class SessionPlan:
         return replace(self, steps=steps, adjustments=(*self.adjustments, reason))
 
     def summary(self) -> dict[str, Any]:
+        """JSON form: expected and maximum duration (s), expected fluence per wavelength (J/cm²,
+        keys as strings) and the adjustments."""
         return {
             "expected_duration_s": self.expected_duration_s,
             "max_duration_s": self.max_duration_s,

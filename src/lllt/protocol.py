@@ -122,6 +122,9 @@ class Quantity:
     example: str | None = None
 
     def validate(self, value: Any) -> float:
+        """A file's value (text with a unit) as a float in ``kind``'s canonical unit. Raises a
+        validation error saying what was found and what was expected when the unit is missing
+        or of another kind, or the value is outside ``low``/``high``."""
         kind, low, high = self.kind, self.low, self.high
         noun = self.what or kind.noun
         result = units.try_parse(value, kind)
@@ -139,6 +142,7 @@ class Quantity:
         return result
 
     def text(self, value: float) -> str:
+        """The value as a file writes it, with its unit (``1500.0`` s -> ``"25 min"``)."""
         return units.format_quantity(value, self.kind)
 
     def __get_pydantic_core_schema__(
@@ -370,6 +374,7 @@ class Phase(_Model):
 
     @property
     def duty_pct(self) -> float:
+        """Duty cycle in percent: the pulse's, or 100 for continuous wave."""
         return self.pulse.duty if self.pulse else 100.0
 
     @property
@@ -632,10 +637,12 @@ class Protocol(_Model):
 
     @property
     def expected_duration_s(self) -> float:
+        """Seconds the session takes at full output: the phases' expected durations added up."""
         return sum(p.expected_duration_s for p in self.phases)
 
     @property
     def max_duration_s(self) -> float:
+        """The most the session may run, in seconds: the phases' maxima added up."""
         return sum(p.max_duration_s for p in self.phases)
 
     def fluence_by_wavelength(self) -> dict[int, float]:

@@ -88,6 +88,18 @@ def _planned_channels(row: Any) -> set[int]:
 
 @dataclass(frozen=True)
 class RunOptions:
+    """How a session runs, besides its protocol and device; every field has a default.
+
+    ``limits`` are the limits in force (None: the defaults; :func:`lllt.load_limits` reads
+    a tighter set from a file); ``research_ok`` allows a research-only protocol; ``policy``
+    is what the device does when its lease runs out (the host vanished); ``lease_ms`` the
+    lease in device ms; ``telemetry_hz`` samples per second of device time.
+    ``reconnect_s``, ``confirm_off_s`` and ``stop_confirm_s`` bound, in host seconds, the
+    wait for a lost link, for telemetry showing the emitters off, and the resending of
+    ABORT. ``confirm`` sees the preflight result before anything is sent; False declines
+    the session (UserAborted).
+    """
+
     limits: Limits | None = None  # None: the defaults of docs/clinical-basis.md
     research_ok: bool = False  # research-only protocols need this
     policy: W.LinkPolicy = W.LinkPolicy.FINISH  # what the device does if the host vanishes
@@ -104,7 +116,13 @@ class RunOptions:
 
 @dataclass
 class SessionOutcome:
-    """What happened, as the session log records it."""
+    """What happened, as the session log records it.
+
+    ``planned_fluence`` and ``delivered_fluence`` are J/cm² per wavelength (nm),
+    ``delivered_by_channel`` J/cm² per channel id; ``duration_s`` is the device's emitting
+    time in seconds, when its record says; ``min_derate_permille`` the lowest output factor
+    telemetry showed (1000: never derated).
+    """
 
     session_id: int | None
     plan_id: int | None
@@ -124,13 +142,18 @@ class SessionOutcome:
 
     @property
     def ok(self) -> bool:
+        """True when the session completed as planned (``exit_code`` 0)."""
         return self.exit_code == 0
 
     def raise_for_status(self) -> None:
+        """Raise ``error``, the error the session ended with, if there is one."""
         if self.error is not None:
             raise self.error
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form: ids, status, outcome, reason, exit code, planned and delivered fluence per
+        wavelength (J/cm², keys as strings), derating, duration (s) and whether the emitters
+        were confirmed off."""
         return {
             "session_id": self.session_id,
             "plan_id": self.plan_id,
@@ -152,19 +175,26 @@ class SessionOutcome:
 class Observer:
     """Progress callbacks for a user interface; every method may be left as is."""
 
-    def preflight(self, result: PreflightResult) -> None: ...
+    def preflight(self, result: PreflightResult) -> None:
+        """The preflight result, before anything is sent (a refusal included)."""
 
-    def started(self, plan: SessionPlan, plan_id: int) -> None: ...
+    def started(self, plan: SessionPlan, plan_id: int) -> None:
+        """The device confirmed START of ``plan`` under ``plan_id``."""
 
-    def telemetry(self, t: W.Telemetry) -> None: ...
+    def telemetry(self, t: W.Telemetry) -> None:
+        """Each new telemetry sample while the session runs (not stale, overtaken ones)."""
 
-    def event(self, e: W.Event) -> None: ...
+    def event(self, e: W.Event) -> None:
+        """Each device event while the session runs."""
 
-    def action(self, a: MonitorAction) -> None: ...
+    def action(self, a: MonitorAction) -> None:
+        """Each action of the runtime monitor other than continue (derate, abort, link fault)."""
 
-    def note(self, text: str) -> None: ...
+    def note(self, text: str) -> None:
+        """A line of progress for the person: a reconciliation, a reconnect, a failed log write."""
 
-    def finished(self, outcome: SessionOutcome) -> None: ...
+    def finished(self, outcome: SessionOutcome) -> None:
+        """The outcome, once the session is logged; not called when the run raises."""
 
 
 class _Silence:

@@ -72,10 +72,12 @@ class Kind(Enum):
 
     @property
     def noun(self) -> str:
+        """The quantity in words, for messages: ``"an irradiance"``."""
         return self.value[1]
 
     @property
     def example(self) -> str:
+        """A value as a file would write it: ``"3 mW/cm^2"``."""
         return self.value[2]
 
     @property

@@ -37,6 +37,9 @@ class PastSession:
 
 @runtime_checkable
 class History(Protocol):
+    """What preflight reads about past sessions: times in epoch seconds, fluence in J/cm² per
+    wavelength. The module docstring gives the rules an implementation must follow."""
+
     def sessions_since(self, t: float) -> Sequence[PastSession]:
         """Sessions that ended after ``t``, oldest first."""
         ...
@@ -61,19 +64,24 @@ class MemoryHistory:
         self._sessions = sorted(sessions, key=lambda s: s.end)
 
     def add(self, session: PastSession) -> None:
+        """Add one past session (the list stays in order of end time)."""
         self._sessions.append(session)
         self._sessions.sort(key=lambda s: s.end)
 
     def sessions_since(self, t: float) -> Sequence[PastSession]:
+        """Sessions that ended after ``t``, oldest end first."""
         return [s for s in self._sessions if s.end > t]
 
     def last_session_end(self) -> float | None:
+        """End of the session that ended last, or None when there is none."""
         return self._sessions[-1].end if self._sessions else None
 
     def last_min_interval_s(self) -> float | None:
+        """The minimum interval (s) the last session's protocol asked for, if any."""
         return self._sessions[-1].min_interval_s if self._sessions else None
 
     def fluence_since(self, t: float, wavelength_nm: int) -> float:
+        """J/cm² of one wavelength delivered by sessions that ended after ``t``."""
         return sum(s.fluence_j_cm2.get(wavelength_nm, 0.0) for s in self._sessions if s.end > t)
 
 

@@ -64,6 +64,8 @@ class Limits:
         return "limits-file" if attr in self.from_file else "default"
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form: per limits-file key, its ``value``, ``unit`` and ``source`` (``default`` or
+        ``limits-file``); ``file`` is the limits file's path when the limits came from one."""
         out: dict[str, Any] = {}
         for spec in LIMIT_SPECS:
             out[spec.key] = {
@@ -93,6 +95,7 @@ class LimitSpec:
 
     @property
     def default(self) -> float:
+        """The default value, in the unit of the :class:`Limits` attribute."""
         return float(getattr(DEFAULT_LIMITS, self.attr))
 
 
@@ -247,6 +250,8 @@ class DeratePolicy:
     floor_permille: int = 250
 
     def next_permille(self, permille: int) -> int:
+        """One step down from ``permille``: times ``factor``, rounded down, never below
+        ``floor_permille`` (and never above ``permille``)."""
         return max(self.floor_permille, min(permille, math.floor(permille * self.factor)))
 
     def step_at(self, permille: int, last_step_s: float | None, now_s: float) -> int | None:

@@ -57,6 +57,8 @@ _HEAD_PRESENT = int(wire.TelemetryFlag.HEAD_PRESENT)
 
 
 class ActionKind(StrEnum):
+    """What the runner must do after a frame or event."""
+
     CONTINUE = "continue"
     DERATE = "derate"
     ABORT = "abort"
@@ -80,6 +82,7 @@ class MonitorAction:
 
     @property
     def is_continue(self) -> bool:
+        """True when there is nothing to do."""
         return self.kind is ActionKind.CONTINUE
 
     @property
@@ -113,6 +116,7 @@ class MonitorAction:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form (every field; ``kind`` by its value), for the session log."""
         return {
             "kind": self.kind.value,
             "rule": self.rule,
@@ -522,6 +526,9 @@ class RuntimeMonitor:
         return None
 
     def on_event(self, e: wire.Event) -> MonitorAction:
+        """Check one device event. STEP and DERATE events update what the monitor expects; an
+        interlock, a latched fault or a reboot gives an abort with a ``device_...`` rule (the
+        device has stopped); anything else continues."""
         kind = e.kind
         if kind == wire.EventKind.STEP:
             self._step = e.a

@@ -70,6 +70,7 @@ class Reason:
     unit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form: every field."""
         return {
             "source": self.source,
             "constraint": self.constraint,
@@ -100,6 +101,8 @@ class ScheduleRules:
 
     @classmethod
     def from_protocol(cls, protocol: Any) -> ScheduleRules:
+        """The rules ``protocol`` states (its schedule's minimum interval in seconds and sessions
+        per week, its research flag); what it does not state is None (False for research)."""
         schedule = getattr(protocol, "schedule", None)
         interval = _seconds(_first_attr(schedule, "min_interval_s", "min_interval"))
         per_week = _first_attr(schedule, "max_sessions_per_week")
@@ -134,6 +137,10 @@ def _seconds(value: Any) -> float | None:
 
 @dataclass(frozen=True)
 class PreflightResult:
+    """What preflight decided: the plan to run (possibly tightened), whether it may run, every
+    reason, the thermal prediction, and when refused for timing, the time the next session
+    is allowed (``next_allowed_at``, epoch seconds)."""
+
     plan: SessionPlan  # possibly tightened
     accepted: bool
     reasons: tuple[Reason, ...]
@@ -145,10 +152,12 @@ class PreflightResult:
 
     @property
     def refusals(self) -> tuple[Reason, ...]:
+        """The reasons that refuse the session."""
         return tuple(r for r in self.reasons if r.action == "refuse")
 
     @property
     def tightenings(self) -> tuple[Reason, ...]:
+        """The reasons that lowered the plan."""
         return tuple(r for r in self.reasons if r.action == "tighten")
 
     def raise_if_refused(self) -> SessionPlan:
@@ -170,9 +179,14 @@ class PreflightResult:
         )
 
     def when(self, t: float) -> str:
+        """Epoch seconds ``t`` for a person, in the result's time zone (local by default):
+        ``"at 2025-11-26 01:58 CET (in 11 h 58 min)"``."""
         return format_when(t, self.now, self.tz)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form for ``lllt protocol check`` and ``lllt run``: acceptance, reasons, plan
+        summary, limits, the next allowed time (ISO 8601 and in words) and the thermal
+        prediction."""
         out: dict[str, Any] = {
             "accepted": self.accepted,
             "reasons": [r.to_dict() for r in self.reasons],

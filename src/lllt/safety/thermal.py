@@ -126,6 +126,9 @@ class ZoneModel:
 
 @dataclass(frozen=True, slots=True)
 class ZonePeak:
+    """One zone's predicted scalp temperature (°C): at the start, and its peak and when it
+    comes (seconds from the start of the session)."""
+
     zone_id: int
     name: str
     start_c: float
@@ -135,6 +138,10 @@ class ZonePeak:
 
 @dataclass(frozen=True, slots=True)
 class StepPrediction:
+    """The prediction for one step: times in seconds from the start of the session, the
+    hottest scalp temperature (°C) and where, derating, and fluence per wavelength (J/cm²)
+    delivered and planned."""
+
     index: int
     name: str
     kind: str  # "duration" or "fluence"
@@ -153,13 +160,16 @@ class StepPrediction:
 
     @property
     def derated(self) -> bool:
+        """True when the step runs derated at some point (in it, or since an earlier step)."""
         return self.min_permille < 1000
 
     @property
     def duration_s(self) -> float:
+        """Predicted length of the step, in seconds."""
         return self.end_s - self.start_s
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form, rounded (0.1 s, 0.01 °C, 0.0001 J/cm²)."""
         return {
             "index": self.index,
             "name": self.name,
@@ -195,6 +205,10 @@ class ThermalProblem:
 
 @dataclass(frozen=True)
 class ThermalPrediction:
+    """The predicted run of a whole plan, derating included: the scalp temperature of each
+    zone over time (°C; times in seconds from the start), the output factor in force, each
+    step and zone, and the problems that make preflight refuse."""
+
     ambient_c: float
     start_source: str  # where the starting temperatures come from
     thresholds: Thresholds
@@ -208,18 +222,22 @@ class ThermalPrediction:
 
     @property
     def ok(self) -> bool:
+        """True when nothing in the prediction refuses the session."""
         return not self.problems
 
     @property
     def peak(self) -> ZonePeak:
+        """The zone that gets hottest."""
         return max(self.zones, key=lambda z: z.peak_c)
 
     @property
     def peak_c(self) -> float:
+        """The hottest predicted scalp temperature, °C."""
         return self.peak.peak_c
 
     @property
     def duration_s(self) -> float:
+        """Predicted length of the session in seconds, derating included."""
         return self.steps[-1].end_s if self.steps else 0.0
 
     def to_dict(self, every_s: float = 10.0) -> dict[str, Any]:

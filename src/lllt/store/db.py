@@ -284,10 +284,12 @@ class Store:
 
     @property
     def schema_version(self) -> int:
+        """The log's schema version (``PRAGMA user_version``)."""
         with self._guard():
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
+        """Close the database connection."""
         self._conn.close()
 
     def __enter__(self) -> Store:
@@ -724,6 +726,9 @@ class Store:
         simulated: bool | None = None,
         newest_first: bool = True,
     ) -> list[SessionRow]:
+        """Sessions, newest first (``newest_first=False``: oldest first), optionally only those
+        created at or after ``since`` (epoch seconds), only simulated or only real ones
+        (``simulated``), and at most ``limit``."""
         clauses, params = [], []
         if since is not None:
             clauses.append("created_at >= ?")
@@ -740,6 +745,7 @@ class Store:
         return self._select(where, tuple(params))
 
     def phases(self, session_id: int) -> list[PhaseRow]:
+        """The phases of one session, in plan order."""
         with self._guard():
             rows = self._conn.execute(
                 "SELECT session_id, idx, name, kind, started_at, ended_at, planned_duration_s, "
@@ -766,6 +772,7 @@ class Store:
         ]
 
     def events(self, session_id: int) -> list[EventRow]:
+        """The events logged for one session, the device's and the host's, in time order."""
         with self._guard():
             rows = self._conn.execute(
                 "SELECT session_id, t, device_ms, source, kind, data_json FROM events "
@@ -775,6 +782,8 @@ class Store:
         return [EventRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     def telemetry(self, session_id: int) -> list[TelemetryRow]:
+        """The telemetry samples kept for one session, in time order (each sample's ``kept`` says
+        why it was kept)."""
         with self._guard():
             rows = self._conn.execute(
                 "SELECT session_id, t, device_ms, boot_count, state, step, flags, "
@@ -817,6 +826,8 @@ class Store:
         return max(rows, key=lambda r: r.effective_end) if rows else None
 
     def last_session_end(self, *, simulated: bool) -> float | None:
+        """When the last session that may have emitted ended (its ``effective_end``, epoch
+        seconds), or None when there is none."""
         last = self.last_session(simulated=simulated)
         return None if last is None else last.effective_end
 
@@ -833,6 +844,7 @@ class Store:
         return [r for r in rows if r.counts]
 
     def has_sessions(self, *, simulated: bool) -> bool:
+        """Whether the log holds a session of this kind (simulated or not), whatever its status."""
         with self._guard():
             row = self._conn.execute(
                 "SELECT 1 FROM sessions WHERE simulated = ? LIMIT 1", (int(simulated),)

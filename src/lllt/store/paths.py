@@ -12,6 +12,7 @@ from lllt.store.schema import ENV_DB
 
 
 def default_db_path() -> Path:
+    """``sessions.db`` in the user data folder (platformdirs' ``user_data_path``)."""
     import platformdirs
 
     return platformdirs.user_data_path("lllt", appauthor=False) / "sessions.db"

@@ -100,6 +100,7 @@ class SessionRecorder:
             )
 
     def set_plan_id(self, plan_id: int) -> None:
+        """Record the plan id the session runs under."""
         self.plan_id = plan_id
         with self.store._write() as c:
             c.execute("UPDATE sessions SET plan_id = ? WHERE id = ?", (plan_id, self.session_id))

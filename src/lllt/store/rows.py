@@ -58,6 +58,9 @@ class ChannelRef:
 
 @dataclass(frozen=True, slots=True)
 class PhasePlan:
+    """One phase of the plan as the log keeps it: expected and maximum duration (s), planned
+    fluence per wavelength (J/cm²)."""
+
     name: str
     kind: str  # "duration" or "fluence"
     planned_duration_s: float
@@ -215,6 +218,8 @@ class SessionRow:
 
     @property
     def duration_s(self) -> float | None:
+        """How long the session ran, in seconds: the recorded duration (the device's emitting
+        time) when there is one, else end minus start; None when neither is known."""
         if self.actual_duration_s is not None:
             return self.actual_duration_s
         if self.started_at is not None and self.ended_at is not None:
@@ -288,6 +293,9 @@ class SessionRow:
 
 @dataclass(frozen=True, slots=True)
 class PhaseRow:
+    """One phase of a logged session: start and end (epoch seconds), planned and maximum
+    duration (s), planned and delivered fluence per wavelength (J/cm²), and derating."""
+
     session_id: int
     index: int
     name: str
@@ -302,6 +310,7 @@ class PhaseRow:
     min_derate_permille: int
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form (times ISO 8601 UTC with milliseconds, wavelengths as strings)."""
         return {
             "index": self.index,
             "name": self.name,
@@ -321,6 +330,9 @@ class PhaseRow:
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
+    """One logged event: host time ``t`` (epoch seconds), ``device_ms`` (device time, for the
+    device's own events), ``source`` (``device`` or ``host``), ``kind`` and its data."""
+
     session_id: int
     t: float
     device_ms: int | None
@@ -329,6 +341,7 @@ class EventRow:
     data: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form (time ISO 8601 UTC with milliseconds)."""
         return {
             "t": iso_utc(self.t, ms=True),
             "device_ms": self.device_ms,
@@ -340,6 +353,11 @@ class EventRow:
 
 @dataclass(frozen=True, slots=True)
 class TelemetryRow:
+    """One telemetry sample kept in the log: host time ``t`` (epoch seconds) and device time
+    (ms), state, step, flags, output factor (permille), supply (mV); per channel in HELLO
+    order the setpoint and measured irradiance (mW/cm²) and fluence (J/cm²); per zone the
+    temperature (°C, None without a reading); the ambient (°C); ``kept``: why it was kept."""
+
     session_id: int
     t: float
     device_ms: int
@@ -358,6 +376,8 @@ class TelemetryRow:
     kept: str
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form: time ISO 8601 UTC, state by name, step None when no step runs, keys naming
+        their units."""
         try:
             state: Any = wire.State(self.state).name
         except ValueError:

@@ -17,6 +17,13 @@ UPGRADE_ADVICE = "Upgrade lllt (pip install -U lllt) to read this session log."
 
 
 class Status(StrEnum):
+    """A session's status in the log. ``pending`` (the row exists, START not yet confirmed) and
+    ``running`` are open; a session ends ``completed``, ``aborted`` (by the monitor or the
+    device), ``stopped`` (by the user, emitters confirmed off), ``failed`` or
+    ``interrupted`` (the host lost track of it, or could not confirm a stop: counted at its
+    planned dose); ``reconciled`` is an interrupted session settled later from the device's
+    own record."""
+
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"

@@ -49,6 +49,7 @@ class DeviceURL:
     options: dict[str, str] = field(default_factory=dict)
 
     def option(self, name: str, default: str | None = None) -> str | None:
+        """The option's value, or ``default`` when the URL does not give it."""
         return self.options.get(name, default)
 
 
@@ -107,6 +108,8 @@ def _known_schemes() -> set[str]:
 
 
 def transport_class(scheme: str) -> type[Transport]:
+    """The :class:`Transport` class of a URL scheme, built in or from the ``lllt.transports``
+    entry points, its module imported now; URLError for a scheme nobody provides."""
     if scheme in SCHEMES:
         module_name, class_name = SCHEMES[scheme]
     else:

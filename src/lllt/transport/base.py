@@ -30,6 +30,11 @@ def _ignore_lost(exc: BaseException | None) -> None:
 
 
 class Transport(ABC):
+    """The byte link to one device, one subclass per URL scheme. ``OPTIONS`` are the URL
+    options it takes (name -> help) besides ``COMMON_OPTIONS``, and ``FORM`` its URL form;
+    an unknown option is a URLError. ``bytes_in`` and ``bytes_out`` count the traffic, and
+    a ``link=`` option puts the link fault layer (:mod:`lllt.linkfault`) in its path."""
+
     #: URL options this transport accepts (name -> help); anything else is an error
     OPTIONS: ClassVar[dict[str, str]] = {}
     FORM: ClassVar[str] = ""
@@ -70,10 +75,14 @@ class Transport(ABC):
     def set_receiver(
         self, on_data: Callable[[bytes], None], on_lost: Callable[[BaseException | None], None]
     ) -> None:
+        """Where received bytes go (``on_data``), and whom to tell when the link is lost
+        (``on_lost``, with the cause, or None when the device closed it)."""
         self._on_data = on_data
         self._on_lost = on_lost
 
     async def open(self) -> None:
+        """Open the link; nothing happens if it is open. A link that cannot be opened raises an
+        LlltError (ConnectionFailed, mostly)."""
         if self.is_open:
             return
         await self._open()
@@ -86,6 +95,7 @@ class Transport(ABC):
             self._opened_at = asyncio.get_running_loop().time()
 
     async def close(self) -> None:
+        """Close the link; nothing happens if it is closed. ``on_lost`` is not called."""
         if not self.is_open:
             return
         self.is_open = False
@@ -114,6 +124,7 @@ class Transport(ABC):
         return None
 
     def describe(self) -> str:
+        """The link in words, for messages: its URL (a subclass may add what it knows)."""
         return self.url.url
 
     # --- what subclasses call ----------------------------------------------------------

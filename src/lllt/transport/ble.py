@@ -51,6 +51,9 @@ class BluetoothUnavailable(ConnectionFailed):
 
 
 class BleTransport(Transport):
+    """``ble://ADDRESS`` or ``ble://NAME``: a cap over the lllt GATT service, through the OS
+    stack (bleak) or, with ``hci=``, a Bumble controller; options in ``OPTIONS``."""
+
     OPTIONS: ClassVar[dict[str, str]] = {
         "timeout": "seconds to find and connect, default 20",
         "hci": "a Bumble HCI transport instead of the OS stack, e.g. usb:0",
@@ -265,6 +268,7 @@ class BleTransport(Transport):
                 log.debug("BLE close did not complete within %s s: %s", CLOSE_S, err)
 
     def describe(self) -> str:
+        """The URL and the ATT MTU of the open connection."""
         return f"{self.url.url} (ATT MTU {self.att_mtu})"
 
 
@@ -435,7 +439,7 @@ class BleSimTransport(BleTransport):
         return self._central
 
     async def reconnect(self) -> None:
-        # the simulated cap stays up; only the radio link is dropped and made again
+        """Drop the radio link and connect again; the simulated cap stays up."""
         self.is_open = False
         await self._drop_client()
         await self.open()

@@ -66,6 +66,7 @@ class BumbleCentral:
         self._lock = asyncio.Lock()
 
     async def ready(self) -> Any:
+        """The central ``Device``, powered on at the first call."""
         async with self._lock:
             if not self._powered:
                 await self.device.power_on()
@@ -73,6 +74,7 @@ class BumbleCentral:
         return self.device
 
     async def close(self) -> None:
+        """Close the HCI transport this central opened, if any (within 2 s); errors are ignored."""
         if self._closer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._closer(), 2.0)
@@ -121,6 +123,7 @@ class BumbleScanner(BaseBleakScanner):
         self._listening = False
 
     async def start(self) -> None:
+        """Start scanning (active unless ``scanning_mode`` is passive); detections go to bleak."""
         device = await self._central.ready()
         self.seen_devices = {}
         if not self._listening:
@@ -129,6 +132,7 @@ class BumbleScanner(BaseBleakScanner):
         await device.start_scanning(active=self._active, filter_duplicates=False)
 
     async def stop(self) -> None:
+        """Stop scanning; an error from the controller is ignored."""
         device = self._central.device
         if self._listening:
             device.remove_listener("advertisement", self._on_advertisement)
@@ -210,17 +214,24 @@ class BumbleClient(BaseBleakClient):
 
     @property
     def name(self) -> str:
+        """The peer's name, or its address until the name is known."""
         return self._name or str(self.address)
 
     @property
     def mtu_size(self) -> int:
+        """The ATT MTU of the connection (23, the default, before one)."""
         return int(self.connection.att_mtu) if self.connection is not None else 23
 
     @property
     def is_connected(self) -> bool:
+        """True while connected."""
         return self.connection is not None
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
+        """Connect within ``timeout`` seconds, pair first when ``pair`` (:meth:`pair`), ask for the
+        ATT MTU and discover services, characteristics and descriptors. A failed connection
+        raises TimeoutError or BleakDeviceNotFoundError; a failure after it disconnects and
+        re-raises."""
         from bumble.device import Peer
         from bumble.hci import Address
 
@@ -276,6 +287,8 @@ class BumbleClient(BaseBleakClient):
             self._disconnected_callback()
 
     async def disconnect(self) -> None:
+        """Disconnect, waiting at most ``DISCONNECT_S`` for the peer; never raises, and does not
+        call the disconnected callback."""
         connection = self.connection
         self._closing = True
         if connection is None:
@@ -321,6 +334,7 @@ class BumbleClient(BaseBleakClient):
             )
 
     async def unpair(self) -> None:
+        """Forget the connected peer's bond (its keys in the keystore); errors are ignored."""
         device = self._central.device
         if device.keystore is not None and self.connection is not None:
             with contextlib.suppress(Exception):
@@ -329,29 +343,35 @@ class BumbleClient(BaseBleakClient):
     async def read_gatt_char(
         self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
     ) -> bytearray:
+        """The characteristic's value, always read from the peer (``use_cached`` is ignored)."""
         return bytearray(await characteristic.obj.read_value())
 
     async def read_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
     ) -> bytearray:
+        """The descriptor's value, always read from the peer (``use_cached`` is ignored)."""
         return bytearray(await descriptor.obj.read_value())
 
     async def write_gatt_char(
         self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
     ) -> None:
+        """Write ``data``, with or without response; BleakError when not connected."""
         if self.connection is None:
             raise BleakError("not connected")
         await characteristic.obj.write_value(bytes(data), with_response=response)
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
+        """Write ``data`` to the descriptor, with response."""
         await descriptor.obj.write_value(bytes(data), with_response=True)
 
     async def start_notify(
         self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
     ) -> None:
+        """Subscribe to the characteristic; each value goes to ``callback`` as a bytearray."""
         await characteristic.obj.subscribe(lambda value: callback(bytearray(value)))
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
+        """Unsubscribe from the characteristic; errors are ignored."""
         with contextlib.suppress(Exception):
             await characteristic.obj.unsubscribe()
 

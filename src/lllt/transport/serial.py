@@ -27,6 +27,10 @@ _BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 20
 
 
 class SerialTransport(Transport):
+    """``serial://PATH[?baud=N]``: a UART, USB CDC port or pseudo-terminal, opened through
+    pyserial in raw mode with an exclusive lock, at ``baud`` bits per second (default
+    115200)."""
+
     OPTIONS: ClassVar[dict[str, str]] = {"baud": "bits per second, default 115200"}
     FORM: ClassVar[str] = "serial:///dev/ttyACM0[?baud=115200]"
 

@@ -39,6 +39,9 @@ def parse_speed(text: str | None, url: str = "") -> float | None:
 
 
 class SimTransport(Transport):
+    """``sim://PROFILE``: the simulated cap (``lllt_sim``) as a task on this event loop,
+    exchanging real wire bytes; the URL options are in ``OPTIONS``."""
+
     OPTIONS: ClassVar[dict[str, str]] = {
         "speed": "max or N x real time, default 1",
         "seed": "integer, default 0",
@@ -145,8 +148,8 @@ class SimTransport(Transport):
         self.device.feed(data)
 
     async def reconnect(self) -> None:
-        # the simulated cap lives in this process: a reconnect re-attaches to the same
-        # device (its link faults, such as link_drop, are simulated inside it)
+        """Attach again to the same simulated device, which keeps running (opened first if it
+        never was); the device simulates its own link faults, such as ``link_drop``."""
         if self.device is None:
             await self.open()
         if self.link_faults is not None:

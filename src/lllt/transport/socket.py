@@ -23,6 +23,9 @@ class _Protocol(asyncio.Protocol):
 
 
 class SocketTransport(Transport):
+    """``socket://HOST:PORT``: the byte stream over TCP, Nagle off; connecting waits at most
+    5 s."""
+
     OPTIONS: ClassVar[dict[str, str]] = {}
     FORM: ClassVar[str] = "socket://HOST:PORT"
 

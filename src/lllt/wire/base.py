@@ -41,15 +41,30 @@ def _take_str(buf: bytes, off: int) -> tuple[str, int]:
 
 
 class Message:
-    """Base of every message; ``TYPE`` is its :class:`MsgType`."""
+    """Base of every message; ``TYPE`` is its :class:`MsgType`.
+
+    Each message is a frozen dataclass in engineering units (mW/cm², J/cm², °C, Hz, %); a
+    field in another unit says so in its name (``duration_ms``, ``derate_permille``).
+    :meth:`payload` and :meth:`parse` convert it to and from the wire's fixed-point layout
+    (docs/wire-protocol.md); every message with fields overrides both for its own layout,
+    and the overrides share the docstrings below.
+    """
 
     TYPE: ClassVar[MsgType]
 
     def payload(self) -> bytes:
+        """The message's payload on the wire: its fields in the layout of its type,
+        little-endian, quantities as fixed-point integers (no header, CRC or auth trailer).
+        Irradiance, fluence and temperature are rounded to the wire's step (0.01 mW/cm²,
+        µJ/cm², 0.01 °C) and clamped to the field's range. Here, for a message without
+        fields: empty."""
         return b""
 
     @classmethod
     def parse(cls, payload: bytes) -> Message:
+        """The message a received payload encodes (any auth trailer already removed), in
+        engineering units; WireError when the payload does not fit the type's layout. Here,
+        for a message without fields: only an empty payload is accepted."""
         if payload:
             raise WireError(f"{cls.TYPE.name} takes no payload, got {len(payload)} bytes")
         return cls()

@@ -13,6 +13,8 @@ from lllt.wire.messages import MESSAGE_TYPES
 
 
 def encode_message(msg: Message, seq: int = 0, *, auth: AuthState | None = None) -> bytes:
+    """One complete frame for ``msg`` with sequence number ``seq``, delimiter included; with
+    ``auth``, signed (AUTH flag and trailer)."""
     payload = msg.payload()
     flags = 0
     if auth is not None:

@@ -6,6 +6,9 @@ from enum import IntEnum, IntFlag
 
 
 class MsgType(IntEnum):
+    """Message type codes: 0x01-0x3F requests (host → device), 0x40-0x5F replies (with the
+    request's seq), 0x60-0x7F unsolicited device messages (the device's own seq)."""
+
     # host -> device requests
     HELLO = 0x01
     UPLOAD_PLAN = 0x10
@@ -45,6 +48,8 @@ ENERGY_TYPES = frozenset({MsgType.UPLOAD_PLAN, MsgType.START, MsgType.RESUME})
 
 
 class NackCode(IntEnum):
+    """Why a device refused a request (NACK ``code``); :attr:`text` says it in words."""
+
     UNKNOWN_TYPE = 1
     BAD_LENGTH = 2
     BAD_VALUE = 3
@@ -68,6 +73,7 @@ class NackCode(IntEnum):
 
     @property
     def text(self) -> str:
+        """The refusal in words, for messages."""
         return NACK_TEXT[self]
 
 
@@ -96,6 +102,8 @@ NACK_TEXT: dict[NackCode, str] = {
 
 
 class State(IntEnum):
+    """The device's state (TELEMETRY ``state``)."""
+
     IDLE = 0  # no plan loaded
     READY = 1  # plan loaded, not started
     RUNNING = 2
@@ -104,6 +112,8 @@ class State(IntEnum):
 
 
 class Capability(IntFlag):
+    """What a device supports and requires (HELLO_INFO ``capabilities`` bits)."""
+
     AUTH_REQUIRED = 0x0001  # energy-adding requests need the auth trailer
     SIMULATED = 0x0002  # a simulator, not a cap on a head
     PULSE = 0x0004  # pulsed output supported
@@ -114,16 +124,22 @@ class Capability(IntFlag):
 
 
 class LinkPolicy(IntEnum):
+    """What the device does when the host's lease runs out (UPLOAD_PLAN ``policy``)."""
+
     FINISH = 0  # on lease expiry, run the (finite, pre-checked) plan to its end
     STOP = 1  # on lease expiry, emitters off at once and end the session
 
 
 class StepKind(IntEnum):
+    """How a plan step ends: after its duration, or when its channels reach their targets."""
+
     DURATION = 0  # runs for duration_ms
     FLUENCE = 1  # runs until every targeted channel reached its target, at most duration_ms
 
 
 class TelemetryFlag(IntFlag):
+    """Status bits of TELEMETRY and STATUS ``flags``."""
+
     HEAD_PRESENT = 0x0001
     LEASE_ACTIVE = 0x0002
     LEASE_EXPIRED = 0x0004
@@ -140,6 +156,8 @@ class TelemetryFlag(IntFlag):
 
 
 class EventKind(IntEnum):
+    """EVENT kinds; each comment says what ``a``, ``b``, ``value`` and ``limit`` carry."""
+
     BOOT = 1  # a = boot cause
     STATE = 2  # a = new state, b = old state, value = reason (Interlock or AbortReason)
     STEP = 3  # a = step index that started, value = plan id (low 31 bits)
@@ -154,6 +172,10 @@ class EventKind(IntEnum):
 
 
 class Interlock(IntEnum):
+    """The device's interlocks (INTERLOCK and FAULT events' ``a``, a record's reason); each
+    comment gives the unit of ``value`` and ``limit`` and, where it has one, what ``b``
+    indexes."""
+
     NONE = 0
     THERMAL_CUTOFF = 1  # value/limit in 0.01 °C, b = zone index
     IRRADIANCE_CAP = 2  # 0.01 mW/cm², b = channel index
@@ -168,6 +190,8 @@ class Interlock(IntEnum):
 
 
 class AbortReason(IntEnum):
+    """Why the host aborted a session (ABORT payload, a record's reason)."""
+
     UNSPECIFIED = 0
     USER = 1
     SAFETY_MONITOR = 2
@@ -176,6 +200,8 @@ class AbortReason(IntEnum):
 
 
 class Outcome(IntEnum):
+    """How a session ended, in the device's session records."""
+
     RUNNING = 0
     COMPLETED = 1
     ABORTED = 2  # by the host; reason = AbortReason
@@ -186,6 +212,8 @@ class Outcome(IntEnum):
 
 
 class BootCause(IntEnum):
+    """Why the device started (BOOT event ``a``)."""
+
     POWER_ON = 0
     WATCHDOG = 1
     BROWNOUT = 2

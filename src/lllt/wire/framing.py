@@ -128,6 +128,9 @@ def encode_frame(
 
 @dataclass(slots=True)
 class DecoderStats:
+    """What a :class:`FrameDecoder` counted: good frames, bytes that were part of no good
+    frame, and dropped frames by cause."""
+
     frames: int = 0
     bytes_dropped: int = 0  # bytes that were part of no good frame
     crc_errors: int = 0
@@ -138,6 +141,7 @@ class DecoderStats:
 
     @property
     def bad_frames(self) -> int:
+        """Frames dropped for any cause (CRC, COBS, too short, too long, wrong length field)."""
         return (
             self.crc_errors
             + self.cobs_errors
@@ -147,6 +151,7 @@ class DecoderStats:
         )
 
     def as_dict(self) -> dict[str, int]:
+        """Every counter by name."""
         return {
             "frames": self.frames,
             "bytes_dropped": self.bytes_dropped,
@@ -175,10 +180,12 @@ class FrameDecoder:
         self.stats = DecoderStats()
 
     def reset(self) -> None:
+        """Forget a partial frame (a new connection); the counters go on."""
         self._buf.clear()
         self._overflow = False
 
     def feed(self, data: bytes) -> list[Frame]:
+        """Take ``data`` and return the good frames it completes, in order; bad ones are counted."""
         frames: list[Frame] = []
         if not data:
             return frames

@@ -35,6 +35,10 @@ from lllt.wire.framing import _utf8_cut
 
 @dataclass(frozen=True, slots=True)
 class Hello(Message):
+    """HELLO (host → device): opens a conversation, naming the host's protocol version
+    (``major``, ``minor``); answered by HELLO_INFO with a fresh nonce. Longer payloads from
+    newer hosts are accepted: only the first two bytes are frozen."""
+
     TYPE: ClassVar[MsgType] = MsgType.HELLO
     major: int = PROTOCOL_MAJOR
     minor: int = PROTOCOL_MINOR
@@ -52,6 +56,10 @@ class Hello(Message):
 
 @dataclass(frozen=True, slots=True)
 class ChannelSetpoint:
+    """One channel's part in a plan step: its id, the on-state irradiance at the scalp
+    (mW/cm²) and, in a FLUENCE step, the fluence at which it switches off (J/cm²; 0 in a
+    DURATION step)."""
+
     channel: int  # channel id
     irradiance_mw_cm2: float  # on-state irradiance at the scalp
     fluence_target_j_cm2: float = 0.0  # FLUENCE steps: this channel stops at its target
@@ -59,6 +67,9 @@ class ChannelSetpoint:
 
 @dataclass(frozen=True, slots=True)
 class PlanStep:
+    """One step of UPLOAD_PLAN: how it ends (``kind``), its duration and the ramp at its start
+    (ms), pulse frequency (Hz; 0 = continuous) and duty (%), and its channel setpoints."""
+
     kind: StepKind
     duration_ms: int  # DURATION: exact length; FLUENCE: the most it may run
     ramp_ms: int  # linear rise from 0 to the setpoints at the start of the step
@@ -74,7 +85,12 @@ _SETPOINT = struct.Struct("<BHI")
 
 @dataclass(frozen=True, slots=True)
 class UploadPlan(Message):
-    """The whole session: the device runs it on its own clock after START."""
+    """The whole session: the device runs it on its own clock after START.
+
+    ``lease_ms`` is the lease (device ms) that heartbeats renew, ``policy`` what the device
+    does when it runs out. Answered ACK, or NACK for the first check that fails
+    (docs/wire-protocol.md §6); a good upload replaces any loaded plan.
+    """
 
     TYPE: ClassVar[MsgType] = MsgType.UPLOAD_PLAN
     plan_id: int
@@ -125,7 +141,10 @@ class UploadPlan(Message):
 
 @dataclass(frozen=True, slots=True)
 class Start(Message):
-    """Start the loaded plan. Idempotent: a second START of the same id starts nothing."""
+    """Start the loaded plan. Idempotent: a second START of the same id starts nothing.
+
+    Answered STARTED (or NACK); the lease runs from then on.
+    """
 
     TYPE: ClassVar[MsgType] = MsgType.START
     plan_id: int
@@ -141,11 +160,18 @@ class Start(Message):
 
 @dataclass(frozen=True, slots=True)
 class Pause(Message):
+    """PAUSE: emitters off from the next control tick; step time stops until RESUME. No
+    payload; answered ACK, or NACK outside a session."""
+
     TYPE: ClassVar[MsgType] = MsgType.PAUSE
 
 
 @dataclass(frozen=True, slots=True)
 class Resume(Message):
+    """RESUME: a session paused by the host continues at its setpoints, without a new ramp
+    (it stays paused while the cap is off the head). Needs authentication on a device that
+    requires it; no payload."""
+
     TYPE: ClassVar[MsgType] = MsgType.RESUME
 
 
@@ -171,11 +197,17 @@ class Abort(Message):
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat(Message):
+    """HEARTBEAT: renews the session's lease to ``lease_ms`` from now (after an expiry the
+    device sends LEASE_RESTORED). No payload; answered ACK."""
+
     TYPE: ClassVar[MsgType] = MsgType.HEARTBEAT
 
 
 @dataclass(frozen=True, slots=True)
 class SetTelemetry(Message):
+    """SET_TELEMETRY: the telemetry period in ms of device time (0 = off); at least
+    1000 / ``max_telemetry_hz``, else NACK BAD_VALUE."""
+
     TYPE: ClassVar[MsgType] = MsgType.SET_TELEMETRY
     period_ms: int  # 0 = off
 
@@ -206,11 +238,16 @@ class Derate(Message):
 
 @dataclass(frozen=True, slots=True)
 class GetStatus(Message):
+    """GET_STATUS: asks for a STATUS sample taken now. No payload."""
+
     TYPE: ClassVar[MsgType] = MsgType.GET_STATUS
 
 
 @dataclass(frozen=True, slots=True)
 class GetRecords(Message):
+    """GET_RECORDS: asks for at most ``max_count`` session records; answered by RECORDS,
+    newest first."""
+
     TYPE: ClassVar[MsgType] = MsgType.GET_RECORDS
     max_count: int = MAX_RECORDS
 
@@ -225,6 +262,9 @@ class GetRecords(Message):
 
 @dataclass(frozen=True, slots=True)
 class ClearFault(Message):
+    """CLEAR_FAULT: clears a latched fault once its cause is gone (NACK while it remains). No
+    payload."""
+
     TYPE: ClassVar[MsgType] = MsgType.CLEAR_FAULT
 
 
@@ -245,12 +285,16 @@ class ProvisionKey(Message):
 
 
 class RecordOp(IntEnum):
+    """The operations of RECORD_ACCESS (docs/wire-protocol.md §9.1)."""
+
     COUNT = 1  # RECORD_COUNT of the records with sequence number >= from_seq
     REPORT = 2  # ACK, then RECORD for each record with seq >= from_seq, then RECORDS_END
     ABORT = 3  # stop the report under way (RECORDS_END ABORTED); ACK even with none
 
 
 class RecordsEndStatus(IntEnum):
+    """How a record report ended: DONE, or ABORTED by the host's RECORD_ACCESS ABORT."""
+
     DONE = 0
     ABORTED = 1
 
@@ -260,6 +304,10 @@ _RECORD_ACCESS = struct.Struct("<BI")
 
 @dataclass(frozen=True, slots=True)
 class RecordAccess(Message):
+    """RECORD_ACCESS: count the records with sequence number ``from_seq`` or later, report
+    them (RECORD frames, oldest first, then RECORDS_END), or stop a report under way
+    (``op``)."""
+
     TYPE: ClassVar[MsgType] = MsgType.RECORD_ACCESS
     op: RecordOp
     from_seq: int = 0
@@ -278,6 +326,8 @@ class RecordAccess(Message):
 
 @dataclass(frozen=True, slots=True)
 class RecordCount(Message):
+    """RECORD_COUNT: the answer to RECORD_ACCESS COUNT, how many records it asked about."""
+
     TYPE: ClassVar[MsgType] = MsgType.RECORD_COUNT
     count: int
 
@@ -292,6 +342,8 @@ class RecordCount(Message):
 
 @dataclass(frozen=True, slots=True)
 class Ack(Message):
+    """ACK: the request was accepted. No payload."""
+
     TYPE: ClassVar[MsgType] = MsgType.ACK
 
 
@@ -300,6 +352,11 @@ _NACK = struct.Struct("<BBii")
 
 @dataclass(frozen=True, slots=True)
 class Nack(Message):
+    """NACK: the request was refused. ``code`` says why (a plain number when the code is newer
+    than this host); ``channel`` is the channel id concerned (0xFF: none); ``limit`` and
+    ``observed`` are in the wire unit of the quantity (0.01 mW/cm², ms, µJ/cm², 0.01 °C,
+    mHz); ``detail`` is text, at most 64 bytes of UTF-8."""
+
     TYPE: ClassVar[MsgType] = MsgType.NACK
     code: NackCode
     channel: int = NO_INDEX  # channel id the refusal is about, 0xFF = none
@@ -326,6 +383,8 @@ class Nack(Message):
 
 
 class StartResult(IntEnum):
+    """What START did: started the session, or nothing (already running, already finished)."""
+
     STARTED = 0
     ALREADY_RUNNING = 1
     ALREADY_FINISHED = 2
@@ -336,6 +395,9 @@ _STARTED = struct.Struct("<IBI")
 
 @dataclass(frozen=True, slots=True)
 class Started(Message):
+    """STARTED: the answer to START, with the plan id, what START did (``result``) and the
+    device time (ms since boot) at which the session started."""
+
     TYPE: ClassVar[MsgType] = MsgType.STARTED
     plan_id: int
     result: StartResult
@@ -456,6 +518,7 @@ class Telemetry(Message):
 
     @property
     def emitting(self) -> bool:
+        """True when the device measures output on any channel (flag EMITTING)."""
         return bool(self.flags & TelemetryFlag.EMITTING)
 
 
@@ -471,6 +534,11 @@ _EVENT = struct.Struct("<IBBBii")
 
 @dataclass(frozen=True, slots=True)
 class Event(Message):
+    """EVENT: something happened on the device at ``time_ms`` (device ms since boot). What
+    ``a``, ``b``, ``value`` and ``limit`` carry depends on ``kind`` (:class:`EventKind`,
+    kept as a number when newer than this host); a field with nothing to carry is 0, ``b``
+    0xFF."""
+
     TYPE: ClassVar[MsgType] = MsgType.EVENT
     time_ms: int
     kind: EventKind

@@ -56,6 +56,9 @@ class DeviceProfile:
         clock_rate: float = 0.0,
         capabilities: Capability | None = None,
     ) -> HelloInfo:
+        """The HELLO_INFO a device of this profile sends, with the given nonce, boot count, uptime
+        (ms), clock rate (device seconds per real second; 0: lockstep virtual clock) and
+        capabilities (None: :func:`default_capabilities`)."""
         caps = capabilities
         if caps is None:
             caps = default_capabilities()
@@ -78,6 +81,8 @@ class DeviceProfile:
 
 
 def default_capabilities() -> Capability:
+    """What a simulated device announces by default: authentication required, simulated,
+    pulse, fluence targets, head and ambient sensors, and the development key."""
     C = Capability
     return (
         C.AUTH_REQUIRED
