@@ -32,12 +32,15 @@ WEEK = 7 * DAY
 
 @dataclass(frozen=True)
 class CourseStage:
+    """One stage of a course: a session every ``every_s`` seconds for ``length_s`` seconds."""
+
     name: str
     every_s: float
     length_s: float
 
     @property
     def sessions(self) -> int:
+        """Sessions in the stage: how many intervals fit in its length, at least one."""
         return max(1, math.floor(self.length_s / self.every_s + 1e-9))
 
 
@@ -77,6 +80,7 @@ def due_offsets(protocol: Any) -> list[float]:
 
 
 def course_length_s(protocol: Any) -> float:
+    """The course's length in seconds (all its stages); InvalidInput if it describes none."""
     return sum(s.length_s for s in course_stages(protocol))
 
 
@@ -90,11 +94,15 @@ class SessionEntry:
 
     @property
     def done(self) -> bool:
+        """True when the session completed."""
         return self.status == "completed"
 
 
 @dataclass
 class CourseStatus:
+    """Where a course stands (see :func:`course_status`). Times are epoch seconds, doses
+    J/cm² per wavelength (nm); ``weeks`` is (done, due) for each week from the start."""
+
     protocol_id: str
     protocol_name: str
     start: float | None
@@ -113,6 +121,8 @@ class CourseStatus:
     weeks: list[tuple[int, int]] = field(default_factory=list)  # (done, due) per week
 
     def to_dict(self) -> dict[str, Any]:
+        """The status as JSON-able data (``lllt course --json``), fluence rounded to 1e-6 J/cm²."""
+
         def wl(d: dict[int, float]) -> dict[str, float]:
             return {str(k): round(v, 6) for k, v in sorted(d.items())}
 
@@ -237,6 +247,10 @@ def status_lines(status: CourseStatus, when: Any) -> list[str]:
 
 @dataclass
 class SimulatedSession:
+    """One session of a simulated course: its index, due time (epoch s), status and reason,
+    the fault drawn for it, the fluence delivered (J/cm² per wavelength), its wall time (s)
+    and how long after its due time it started (s)."""
+
     index: int
     due: float
     status: str  # completed, aborted, ..., "missed" (drawn) or "refused" (preflight)
@@ -247,6 +261,7 @@ class SimulatedSession:
     delayed_s: float = 0.0  # started this long after its due time (the spacing said wait)
 
     def to_dict(self) -> dict[str, Any]:
+        """The session as JSON-able data."""
         return {
             "index": self.index,
             "due": self.due,

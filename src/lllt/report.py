@@ -91,6 +91,8 @@ def write_report(store: Store, session: int | str, path: str | Path) -> Path:
 
 
 def find_session(store: Store, key: int | str) -> SessionRow:
+    """The session ``key`` (id, uuid or ``"last"``) of ``store``; InvalidInput if the log has
+    none."""
     try:
         return store.session(key)
     except LookupError:
@@ -110,6 +112,8 @@ def render_png(
     telemetry: list[TelemetryRow],
     course: str = "",
 ) -> bytes:
+    """The report's figure (:func:`figure`) as PNG bytes, ``WIDTH_IN`` × ``HEIGHT_IN`` inches
+    at ``DPI``."""
     fig = figure(row, phases, events, telemetry, course)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -450,6 +454,8 @@ def _fluence_line(row: SessionRow) -> str:
 
 
 def html_page(row: SessionRow, phases: list[PhaseRow], events: list[EventRow], png: bytes) -> str:
+    """A self-contained HTML page of the session: a summary table, the figure ``png``
+    embedded (base64), and tables of its phases and events."""
     e = html.escape
     summary = [
         ("session", f"{row.id} ({row.uuid})"),

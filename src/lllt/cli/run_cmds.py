@@ -99,10 +99,13 @@ class ConsoleObserver:
 
     # the runner's callbacks
     def preflight(self, result: PreflightResult) -> None:
+        """Print the preflight analysis, unless quiet or told not to show it."""
         if not self.quiet and self.show_preflight:
             print_preflight(result)
 
     def started(self, plan: SessionPlan, plan_id: int) -> None:
+        """Call ``on_started`` with the plan id; then start the live panel, or (unless quiet)
+        print that the session started and that Ctrl-C stops it."""
         self._plan = plan
         if self.on_started is not None:
             self.on_started(plan_id)
@@ -115,6 +118,8 @@ class ConsoleObserver:
             print(f"started (plan {plan_id}); Ctrl-C stops the session", flush=True)
 
     def telemetry(self, t: wire.Telemetry) -> None:
+        """Keep the latest sample; print each new phase on plain output (unless quiet), or
+        redraw the live panel at most four times a second."""
         self._last = t
         if t.step != self._step and t.step != 0xFF and self._plan is not None:
             self._step = t.step
@@ -127,15 +132,18 @@ class ConsoleObserver:
                 self._live.update(self._render())
 
     def event(self, e: wire.Event) -> None:
+        """Note the device's interlock, lease-expired and head events; others are not shown."""
         from lllt import wire
 
         if e.kind in (wire.EventKind.INTERLOCK, wire.EventKind.LEASE_EXPIRED, wire.EventKind.HEAD):
             self.note(f"device: {e.kind.name.lower()} (a={e.a}, value={e.value})")
 
     def action(self, a: MonitorAction) -> None:
+        """Note a runtime monitor action and its reason."""
         self.note(f"monitor: {a.kind.value}: {a.reason}")
 
     def note(self, text: str) -> None:
+        """Print a line of progress (above the live panel if there is one); nothing when quiet."""
         if self.quiet:
             return
         if self._live is not None:
@@ -145,9 +153,11 @@ class ConsoleObserver:
             print(text, flush=True)
 
     def finished(self, outcome: SessionOutcome) -> None:
+        """Stop the live panel (:meth:`close`)."""
         self.close()
 
     def close(self) -> None:
+        """Draw the live panel a last time and stop it; nothing to do without one."""
         if self._live is not None:
             self._live.update(self._render())
             self._live.stop()

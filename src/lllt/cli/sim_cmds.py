@@ -31,6 +31,8 @@ _HOST_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?
 
 
 def parse_speed(text: str) -> float:
+    """``--speed`` as a factor of real time (``10`` or ``10x``). InvalidInput for ``max`` or
+    ``inf`` (in-process only) and for anything but a positive finite number."""
     value = text.strip().lower()
     if value in ("max", "inf"):
         raise InvalidInput(
@@ -50,6 +52,8 @@ def parse_speed(text: str) -> float:
 
 
 def parse_host_port(text: str, option: str = "--tcp") -> tuple[str, int]:
+    """``HOST:PORT`` (``[ADDRESS]:PORT`` for IPv6) as (host, port); InvalidInput naming
+    ``option`` when it is not that form or the port is above 65535."""
     m = _HOST_PORT.match(text.strip())
     if m is None or int(m["port"]) > 65535:
         raise InvalidInput(
@@ -61,6 +65,7 @@ def parse_host_port(text: str, option: str = "--tcp") -> tuple[str, int]:
 
 
 def parse_key(text: str) -> bytes:
+    """A 32-byte device key from 64 hex digits; InvalidInput otherwise."""
     try:
         key = bytes.fromhex(text.strip())
     except ValueError:

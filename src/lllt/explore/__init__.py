@@ -29,12 +29,17 @@ __all__ = ["SeedReport", "explore", "explore_seed", "replay_command", "run_named
 
 
 def replay_command(seed: int, scheme: str = "sim") -> str:
+    """The ``lllt explore`` command line that replays ``seed`` on device scheme ``scheme``."""
     extra = "" if scheme == "sim" else f" --device-scheme {scheme}"
     return f"lllt explore --seed {seed}{extra}"
 
 
 @dataclass
 class SeedReport:
+    """What one seed gave: the invariants it broke, its wall time (s), and how many sessions
+    the device ran and host runs it had; ``result`` is the full
+    :class:`~lllt.explore.runner.Result` only when it was kept."""
+
     seed: int
     scheme: str
     violations: list[Any]
@@ -46,9 +51,11 @@ class SeedReport:
 
     @property
     def replay(self) -> str:
+        """The command line that replays this seed."""
         return replay_command(self.seed, self.scheme)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-able data, with its replay command."""
         return {
             "seed": self.seed,
             "scheme": self.scheme,
@@ -61,6 +68,8 @@ class SeedReport:
 
 
 def run_scenario_checked(sc: Scenario, scheme: str = "sim", *, keep: bool = False) -> SeedReport:
+    """Run ``sc`` on device scheme ``scheme`` and check the invariants; ``keep`` keeps the
+    full result in the report. URLError for an unknown scheme."""
     from lllt.explore.invariants import check
     from lllt.explore.runner import run_scenario
 

@@ -51,6 +51,7 @@ class DeviceSpec:
     defects: str = ""
 
     def query(self) -> str:
+        """This cap's ``sim://`` URL query: ``speed=max``, seed, ambient, faults (no defects)."""
         q = f"speed=max&seed={self.seed}&ambient={self.ambient_c:g}"
         return q + (f"&faults={self.faults}" if self.faults else "")
 
@@ -69,6 +70,7 @@ class TrueSession:
     emit_ms: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The session as JSON-able data, times rounded to 1 ms (``channels_on`` left out)."""
         return {
             "plan_id": self.plan_id,
             "start_t": round(self.start_t, 3),
@@ -104,36 +106,52 @@ class Truth:
         self.cutoff_c = float(profile.limits.cutoff_c)
 
     def session(self, plan_id: int) -> TrueSession | None:
+        """The true session of ``plan_id``, or None if the device never started it."""
         return next((s for s in self.sessions if s.plan_id == plan_id), None)
 
     @property
     def running(self) -> TrueSession | None:
+        """The session still running on the device (no end time yet), or None."""
         return next((s for s in self.sessions if s.end_t is None), None)
 
 
 class DeviceHandle(Protocol):
+    """One cap for the explorer, kept across host runs and power cycles (see the module doc)."""
+
     truth: Truth
 
-    async def power_on(self, *, wiped: bool = False) -> None: ...
+    async def power_on(self, *, wiped: bool = False) -> None:
+        """Switch the cap on; ``wiped``: its records are gone (a reset, a repaired cap)."""
 
-    async def power_off(self) -> None: ...
+    async def power_off(self) -> None:
+        """Switch the cap off; its records survive (unless wiped at the next power-on)."""
 
-    def transport(self, link: str, link_seed: int) -> Transport: ...
+    def transport(self, link: str, link_seed: int) -> Transport:
+        """A new host connection, with the ``link`` fault rules (seeded by ``link_seed``) in
+        front; opening it replaces the previous connection."""
 
     @property
-    def busy(self) -> bool: ...
+    def busy(self) -> bool:
+        """True while a session runs on the device."""
 
-    def final_records(self) -> tuple[W.SessionRecord, ...]: ...
+    def final_records(self) -> tuple[W.SessionRecord, ...]:
+        """The device's session records at the end (the last ones seen if it is off)."""
 
-    def side_channel(self, data: bytes) -> bool: ...
+    def side_channel(self, data: bytes) -> bool:
+        """Bytes from a second wired client; False when they cannot reach the device intact
+        (it is off, or its own link faults act on its input)."""
 
 
 class DeviceAdapter(Protocol):
+    """A device implementation the explorer runs seeds on (``sim``, ``fw``, ``blesim``)."""
+
     name: str
 
-    def unavailable(self) -> str | None: ...
+    def unavailable(self) -> str | None:
+        """None when this device can run on this machine, else why it cannot."""
 
-    def create(self, spec: DeviceSpec, workdir: Path) -> DeviceHandle: ...
+    def create(self, spec: DeviceSpec, workdir: Path) -> DeviceHandle:
+        """A new cap built from ``spec``, keeping its files in ``workdir``."""
 
 
 # --- the simulator ---------------------------------------------------------------------------
@@ -227,6 +245,8 @@ class SimHandle:
         self._quiet()
 
     async def power_off(self) -> None:
+        """Switch the cap off: a running session ends in the truth as ``power_off``, the host
+        link is lost; the records stay in the state file."""
         dev = self.device
         if dev is None:
             return
@@ -246,26 +266,34 @@ class SimHandle:
 
     @property
     def busy(self) -> bool:
+        """True while a session runs on the simulated cap."""
         return self.truth.running is not None
 
     def final_records(self) -> tuple[W.SessionRecord, ...]:
+        """The cap's session records; when it is off, those kept at the last session end or
+        reset."""
         if self.device is None:
             return self.truth.records
         return tuple(self.device.records)
 
     # --- links --------------------------------------------------------------------------------
     def transport(self, link: str, link_seed: int) -> Transport:
+        """A new host link to this cap, with the ``link`` fault rules (seeded by ``link_seed``)
+        when given; opening it replaces the previous link."""
         options = {"link": link, "link_seed": str(link_seed)} if link else {}
         url = DeviceURL(f"sim://{self.spec.profile}?{self.spec.query()}", "sim", "", options)
         return _SharedLink(url, self)
 
     def attach(self, link: _SharedLink) -> None:
+        """Make ``link`` the cap's host connection; the previous one is told it was replaced."""
         old = self.attached
         self.attached = link
         if old is not None and old is not link:
             old.replaced()
 
     def detach(self, link: _SharedLink) -> None:
+        """Drop ``link`` if it is the cap's current connection: the cap sees its link closed, and
+        its telemetry goes off unless a session runs."""
         if self.attached is link:
             self.attached = None
             if self.device is not None:
@@ -479,6 +507,7 @@ class SimAdapter:
     name = "sim"
 
     def unavailable(self) -> str | None:
+        """None, or why the simulator package cannot be imported."""
         try:
             import lllt_sim.device  # noqa: F401
         except ImportError as err:
@@ -486,6 +515,7 @@ class SimAdapter:
         return None
 
     def create(self, spec: DeviceSpec, workdir: Path) -> DeviceHandle:
+        """A :class:`SimHandle` for ``spec``, its state file in ``workdir``."""
         return SimHandle(spec, workdir)
 
 
@@ -507,6 +537,8 @@ class FwAdapter:
         return module.explorer_handle
 
     def unavailable(self) -> str | None:
+        """None when the fw:// transport, the firmware's explorer handle and the firmware library
+        all load; else why not."""
         try:
             parse_url("fw://reference-cap")
         except URLError:
@@ -526,6 +558,7 @@ class FwAdapter:
         return None
 
     def create(self, spec: DeviceSpec, workdir: Path) -> DeviceHandle:
+        """A firmware cap from ``lllt.explore.fwhandle.explorer_handle``."""
         return self._factory()(spec, workdir)  # type: ignore[no-any-return]
 
 
@@ -543,6 +576,7 @@ class BleSimAdapter:
         return importlib.import_module("lllt.explore.ble").BleAdapter()
 
     def unavailable(self) -> str | None:
+        """None when the BLE transport, Bumble and the simulator load; else why not."""
         try:
             impl = self._impl()
         except ImportError as err:
@@ -550,6 +584,7 @@ class BleSimAdapter:
         return impl.unavailable()  # type: ignore[no-any-return]
 
     def create(self, spec: DeviceSpec, workdir: Path) -> DeviceHandle:
+        """A simulated cap reached over BLE (``lllt.explore.ble.BleHandle``)."""
         return self._impl().create(spec, workdir)  # type: ignore[no-any-return]
 
 
@@ -557,6 +592,8 @@ ADAPTERS: dict[str, type] = {"sim": SimAdapter, "fw": FwAdapter, "blesim": BleSi
 
 
 def adapter(name: str) -> DeviceAdapter:
+    """A new adapter for the device scheme ``name`` (``sim``, ``fw``, ``blesim``); URLError for
+    any other."""
     cls = ADAPTERS.get(name)
     if cls is None:
         raise URLError(

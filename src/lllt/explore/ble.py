@@ -109,6 +109,7 @@ class BleLink(BleTransport):
         self.handle.attach(self)  # type: ignore[arg-type]
 
     def from_device(self, data: bytes) -> None:
+        """The cap's bytes, sent to the host over the radio while this link is open and alive."""
         if self.is_open and not self.dead and self._peer is not None:
             self._peer.output(data)
 
@@ -131,6 +132,8 @@ class BleLink(BleTransport):
                 await asyncio.wait_for(setup.peripheral.close(), CLOSE_S)
 
     def kill(self) -> None:
+        """The host process died: the link never works again, its unsent bytes are dropped and
+        its radio link is taken down in the background."""
         self.dead = True
         self.handle.detach(self)  # type: ignore[arg-type]
         self.is_open = False
@@ -150,6 +153,7 @@ class BleLink(BleTransport):
         await self._drop_radio()
 
     def replaced(self) -> None:
+        """Another connection took the cap: this link is lost."""
         self._lost(ConnectionError("another connection replaced this one"))
 
 
@@ -159,6 +163,8 @@ class BleHandle(SimHandle):
     scheme = "blesim"
 
     def transport(self, link: str, link_seed: int) -> Any:
+        """A new host link over BLE (ATT MTU 23), with the ``link`` fault rules (seeded by
+        ``link_seed``) when given; opening it replaces the previous link."""
         options = {"mtu": str(MTU)}
         if link:
             options.update(link=link, link_seed=str(link_seed))
@@ -172,6 +178,7 @@ class BleAdapter:
     name = "blesim"
 
     def unavailable(self) -> str | None:
+        """None, or why Bumble or the simulator's BLE peripheral cannot be imported."""
         try:
             import bumble  # noqa: F401
 
@@ -181,4 +188,5 @@ class BleAdapter:
         return None
 
     def create(self, spec: DeviceSpec, workdir: Path) -> DeviceHandle:
+        """A :class:`BleHandle` for ``spec``, its state file in ``workdir``."""
         return BleHandle(spec, workdir)

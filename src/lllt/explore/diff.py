@@ -54,11 +54,15 @@ _READINGS = {1, 9}  # THERMAL_CUTOFF (0.01 °C), OVER_OUTPUT (0.01 mW/cm²)
 
 
 def replay_command(seed: int) -> str:
+    """The command line that runs the differential test of ``seed`` again."""
     return f"python -m lllt.explore.diff --seed {seed}"
 
 
 @dataclass
 class Difference:
+    """One way the sim and fw runs of a seed differ: where (events, states, sessions, records,
+    host, invariants, run) and how."""
+
     where: str  # events, states, sessions, records, host, invariants, run
     message: str
 
@@ -68,6 +72,9 @@ class Difference:
 
 @dataclass
 class DiffReport:
+    """The differential test of one seed: its differences, the wall time (s) of each scheme,
+    and how many items of each kind were compared."""
+
     seed: int
     differences: list[Difference] = field(default_factory=list)
     wall_s: dict[str, float] = field(default_factory=dict)
@@ -75,13 +82,16 @@ class DiffReport:
 
     @property
     def ok(self) -> bool:
+        """True when the two devices did not differ."""
         return not self.differences
 
     @property
     def replay(self) -> str:
+        """The command line that replays this seed."""
         return replay_command(self.seed)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-able data (one line of ``--json``)."""
         return {
             "seed": self.seed,
             "ok": self.ok,
@@ -108,6 +118,12 @@ def _device(trace: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def compare_events(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[Difference]:
+    """Differences between the events of sim (``a``) and fw (``b``), in order.
+
+    Stops at the first event whose kind, ``a``, ``b`` or time differ; ``value`` and ``limit``
+    must agree exactly, except integrated values (within 1 %, or 10) and an interlock's
+    reading (within one count). A different number of events is one difference more.
+    """
     out: list[Difference] = []
     for i, (x, y) in enumerate(zip(a, b, strict=False)):
         what = f"event {i} ({x['event']} at {x['t_ms']} ms)"
@@ -162,6 +178,12 @@ def _trim_idle_tail(s: list[dict[str, Any]], last_t: int) -> list[dict[str, Any]
 
 
 def compare_states(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[Difference]:
+    """Differences between the once-a-second samples of sim (``a``) and fw (``b``), by time.
+
+    Trailing idle samples later than the other side's last are left out. State, plan and
+    emitting must agree, zone readings within 0.011 °C, fluence within 1 %; stops at the
+    first sample that differs. A different number of samples is one difference more.
+    """
     out: list[Difference] = []
     if a and b:
         a, b = _trim_idle_tail(a, b[-1]["t_ms"]), _trim_idle_tail(b, a[-1]["t_ms"])
@@ -193,6 +215,9 @@ def compare_states(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[Dif
 
 
 def compare_sessions(a: list[Any], b: list[Any]) -> list[Difference]:
+    """Differences between the true sessions of sim (``a``) and fw (``b``), in order: plan,
+    outcome and boot; start and end to the ms; light emitted per channel within 1 % (or
+    2 µJ/cm²); emitting time within 1 % (or 10 ms)."""
     out: list[Difference] = []
     if len(a) != len(b):
         out.append(Difference("sessions", f"sim ran {len(a)} sessions, fw {len(b)}"))
@@ -223,6 +248,9 @@ def compare_sessions(a: list[Any], b: list[Any]) -> list[Difference]:
 
 
 def compare_records(a: tuple[Any, ...], b: tuple[Any, ...]) -> list[Difference]:
+    """Differences between the session records the two caps hold at the end: plan, outcome,
+    reason, boot count, start and end exactly; emitting time within 1 % (or 10 ms); fluence
+    per channel within 1 %."""
     out: list[Difference] = []
     if len(a) != len(b):
         out.append(Difference("records", f"sim holds {len(a)} records, fw {len(b)}"))
@@ -244,6 +272,9 @@ def compare_records(a: tuple[Any, ...], b: tuple[Any, ...]) -> list[Difference]:
 
 
 def compare_host(ra: Any, rb: Any) -> list[Difference]:
+    """Differences between what the hosts concluded on sim (``ra``) and fw (``rb``): each
+    run's result and exit code, and each log's sessions (count, status, outcome, delivered
+    fluence per channel within 1 %)."""
     out: list[Difference] = []
     for x, y in zip(ra.runs, rb.runs, strict=False):
         if (x.result, x.exit_code) != (y.result, y.exit_code):
@@ -344,6 +375,7 @@ def diff_seed(seed: int) -> DiffReport:
 
 
 def diff_seeds(seeds: Iterable[int]) -> Iterator[DiffReport]:
+    """:func:`diff_seed` for each seed in turn, yielding each report as it ends."""
     for seed in seeds:
         yield diff_seed(seed)
 
@@ -357,6 +389,9 @@ def _seed_range(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m lllt.explore.diff``: compare the seeds of ``--seed``/``--seeds`` and print
+    each verdict (``--json``: one object per seed). Returns 0 when all agree, 1 when any
+    differ, 2 when fw:// cannot run here."""
     parser = argparse.ArgumentParser(
         prog="python -m lllt.explore.diff",
         description="Run explorer seeds on sim:// and fw:// and compare them step by step.",

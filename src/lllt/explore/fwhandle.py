@@ -86,6 +86,8 @@ class FwHandle:
         self._quiet()
 
     async def power_off(self) -> None:
+        """Switch the cap off: a running session ends in the truth as ``power_off``, the records
+        are read from the firmware, the host link is lost; the flash survives."""
         dev = self.device
         if dev is None:
             return
@@ -107,15 +109,19 @@ class FwHandle:
 
     @property
     def busy(self) -> bool:
+        """True while a session runs on the firmware."""
         return self.truth.running is not None
 
     def final_records(self) -> tuple[W.SessionRecord, ...]:
+        """The firmware's session records; when it is off, those read at the last power-off."""
         if self.device is None:
             return self.truth.records
         return tuple(self.device.records())
 
     # --- links ---------------------------------------------------------------------------
     def transport(self, link: str, link_seed: int) -> Transport:
+        """A new host link to this cap, with the ``link`` fault rules (seeded by ``link_seed``)
+        when given; opening it replaces the previous link."""
         s = self.spec
         query = f"speed=max&seed={s.seed}&ambient={s.ambient_c:g}"
         options = {"link": link, "link_seed": str(link_seed)} if link else {}
@@ -123,12 +129,15 @@ class FwHandle:
         return _SharedLink(url, self)  # type: ignore[arg-type]
 
     def attach(self, link: Any) -> None:
+        """Make ``link`` the cap's host connection; the previous one is told it was replaced."""
         old = self.attached
         self.attached = link
         if old is not None and old is not link:
             old.replaced()
 
     def detach(self, link: Any) -> None:
+        """Drop ``link`` if it is the cap's current connection: the cap sees its link closed, and
+        its telemetry goes off unless a session runs."""
         if self.attached is link:
             self.attached = None
             if self.device is not None:

@@ -46,11 +46,15 @@ _OFF_CLAIMS = ("completed", "aborted", "stopped", "failed")
 
 @dataclass
 class Violation:
+    """One broken invariant (``I1``-``I6``, or ``crash``, ``final``, ``explorer``), with its
+    message and details."""
+
     invariant: str
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The violation as JSON-able data."""
         return {"invariant": self.invariant, "message": self.message, "details": self.details}
 
     def __str__(self) -> str:

@@ -69,6 +69,8 @@ class RunRecord:
     options: RunOptions | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-able summary of the run: times rounded to 1 ms, result, exit code, plan and
+        session ids, the row this host left and its stop decisions."""
         return {
             "index": self.index,
             "log": self.log,
@@ -88,6 +90,10 @@ class RunRecord:
 
 @dataclass
 class Result:
+    """What one scenario did: the host runs as they saw it, the device's ground truth and
+    final records, each log's rows after the final pass (by log index), the host's trace,
+    the violations once checked, a failed final pass, and the wall time (s)."""
+
     scenario: Scenario
     scheme: str
     runs: list[RunRecord]
@@ -106,6 +112,8 @@ class Result:
         return sorted(both, key=lambda e: e["t_ms"])
 
     def to_dict(self, *, trace: bool = True) -> dict[str, Any]:
+        """The result as JSON-able data (what ``lllt explore --trace`` writes); ``trace``: with
+        the merged trace of :meth:`trace`."""
         out: dict[str, Any] = {
             "seed": self.scenario.seed,
             "scheme": self.scheme,
@@ -195,6 +203,9 @@ def _deterministic(store: Any, loop: asyncio.AbstractEventLoop) -> None:
 
 
 class ScenarioRun:
+    """One scenario being run on the virtual clock: its cap, its host runs, and their session
+    logs in ``workdir``."""
+
     def __init__(self, scenario: Scenario, adapter: DeviceAdapter, workdir: Path) -> None:
         self.sc = scenario
         self.adapter = adapter
@@ -207,6 +218,7 @@ class ScenarioRun:
         self._signals: dict[asyncio.Task[Any], dict[int, tuple[Any, tuple[Any, ...]]]] = {}
 
     def db(self, log: int) -> Path:
+        """The session log file of log index ``log``."""
         return self.workdir / f"log{log}.db"
 
     def _note(self, run: int | None, kind: str, **data: Any) -> None:
@@ -229,6 +241,13 @@ class ScenarioRun:
 
     # --- the whole scenario ---------------------------------------------------------------
     async def main(self) -> Result:
+        """Run the whole scenario on the running virtual-clock loop and return what happened.
+
+        Powers the cap on, starts each host run at its time (after a power cycle where asked),
+        waits until all have ended and the cap is idle (at most 4 h), takes the reconcile path
+        on every log (retried on a device or log error), reads the logs back and switches the
+        cap off. Invariants are not checked.
+        """
         loop = asyncio.get_running_loop()
         loop.epoch = EPOCH  # type: ignore[attr-defined]
         self._install_signal_table(loop)

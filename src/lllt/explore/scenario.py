@@ -32,6 +32,10 @@ PROFILES = (("reference-cap", 80), ("led-helmet-rgb", 10), ("laser-cap-678", 10)
 
 @dataclass
 class HostEvent:
+    """One host event of a run: ``kind`` (``ctrl_c``, ``SIGTERM``, ``SIGHUP``, ``SIGQUIT``,
+    ``kill``, ``estop``) ``at_s`` seconds after the run starts; ``arg`` is an estop's ABORT
+    payload length (0-3 bytes)."""
+
     kind: str  # ctrl_c, SIGTERM, SIGHUP, SIGQUIT, kill, estop
     at_s: float  # after the run's start
     arg: int = 0  # estop: ABORT payload length
@@ -43,6 +47,9 @@ class HostEvent:
 
 @dataclass
 class HostRun:
+    """One ``lllt run`` of a scenario: when it starts (scenario seconds), its protocol and
+    log, its run options, link faults and host events."""
+
     at_s: float  # scenario time the run starts
     protocol: str  # "shipped:NAME" or "generated"
     protocol_text: str
@@ -61,6 +68,7 @@ class HostRun:
     events: list[HostEvent] = field(default_factory=list)
 
     def describe(self) -> str:
+        """The run in one line, for people."""
         bits = [
             f"t={self.at_s:g}s",
             self.protocol,
@@ -83,6 +91,9 @@ class HostRun:
 
 @dataclass
 class Scenario:
+    """What one seed does: a cap (profile, ambient °C, device faults, firmware defects) and
+    its host runs; plain, JSON-able data."""
+
     seed: int
     profile: str = "reference-cap"
     ambient_c: float = 25.0
@@ -92,10 +103,12 @@ class Scenario:
     name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The scenario as plain dicts and lists (JSON-able)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Scenario:
+        """A scenario from the data :meth:`to_dict` gives."""
         runs = [
             HostRun(**{**r, "events": [HostEvent(**e) for e in r.get("events", [])]})
             for r in d.get("runs", [])
@@ -103,6 +116,7 @@ class Scenario:
         return cls(**{**d, "runs": runs})
 
     def describe(self) -> str:
+        """The scenario for people: a line for the cap, then one per host run."""
         head = f"seed {self.seed}" + (f" ({self.name})" if self.name else "")
         lines = [
             f"{head}: {self.profile}, ambient {self.ambient_c:g} °C, faults "
@@ -116,11 +130,13 @@ class Scenario:
 
 
 def shipped_dir() -> Path:
+    """The folder of lllt's shipped protocol files."""
     return Path(__file__).resolve().parent.parent / "protocols"
 
 
 @cache
 def shipped() -> dict[str, str]:
+    """The text of each shipped protocol by file stem (read once)."""
     return {p.stem: p.read_text(encoding="utf-8") for p in sorted(shipped_dir().glob("*.toml"))}
 
 
