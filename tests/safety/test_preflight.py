@@ -562,3 +562,32 @@ def test_fluence_step_kind_constant_is_the_wire_one() -> None:
     # the pipeline keys on wire.StepKind; a plan with another kind would skip fluence rules
     dev = device()
     assert step(dev, {655: 1.0}, fluence=1.0).kind is wire.StepKind.FLUENCE
+
+
+# --- when the next session is allowed, and why ---------------------------------------------
+
+
+def test_next_session_names_the_rule_that_holds_it_back() -> None:
+    hour = 3600.0
+    rules = ScheduleRules(min_interval_s=36 * hour, max_sessions_per_week=3)
+    # nothing yet: allowed now
+    nxt = preflight.next_session(MemoryHistory(), DEFAULT_LIMITS, NOW, rules)
+    assert (nxt.at, nxt.bound_by, nxt.sessions_7d) == (NOW, "", 0)
+    # one session 2 h ago: the protocol's 36 h interval (longer than the default 12 h)
+    nxt = preflight.next_session(
+        MemoryHistory([session(NOW - 2 * hour)]), DEFAULT_LIMITS, NOW, rules
+    )
+    assert nxt.bound_by == "interval"
+    assert nxt.interval_s == 36 * hour
+    assert nxt.at == pytest.approx(NOW + 34 * hour)
+    # three sessions in the week, the last 40 h ago: the weekly count holds it back longer
+    ends = [NOW - 6 * 24 * hour, NOW - 4 * 24 * hour, NOW - 40 * hour]
+    nxt = preflight.next_session(
+        MemoryHistory([session(e) for e in ends]), DEFAULT_LIMITS, NOW, rules
+    )
+    assert nxt.bound_by == "per_week"
+    assert (nxt.per_week, nxt.sessions_7d) == (3, 3)
+    assert nxt.at == pytest.approx(ends[0] + 7 * 24 * hour)
+    assert nxt.at == preflight.next_session_allowed_at(
+        MemoryHistory([session(e) for e in ends]), DEFAULT_LIMITS, NOW, rules
+    )

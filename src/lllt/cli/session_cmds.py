@@ -170,7 +170,7 @@ class _Outlook:
     """What history means for the next session on one kind of device (real or simulated).
 
     The weighing is preflight's own (``lllt.safety``): the same ``StoreHistory`` view of the
-    log, the same limits and ``next_session_allowed_at``, so `lllt history` never says
+    log, the same limits and ``next_session``, so `lllt history` never says
     "now" when `lllt run` would refuse. The next session is assumed to follow the last
     session's protocol schedule.
     """
@@ -219,7 +219,7 @@ class _Outlook:
 
 
 def _outlook(store: Store, now: float, *, simulated: bool, limits: Limits) -> _Outlook:
-    from lllt.safety import ScheduleRules, StoreHistory, next_session_allowed_at
+    from lllt.safety import ScheduleRules, StoreHistory, next_session
 
     day, week = 86400.0, 7 * 86400.0
     hist = StoreHistory(store, simulated=simulated)
@@ -231,21 +231,16 @@ def _outlook(store: Store, now: float, *, simulated: bool, limits: Limits) -> _O
     )
     recent = hist.sessions_since(now - week)
     wavelengths = sorted({wl for s in recent for wl in s.fluence_j_cm2})
-    next_at = next_session_allowed_at(hist, limits, now, rules)
+    nxt = next_session(hist, limits, now, rules)
+    next_at = nxt.at
     basis = ""
-    last_end = hist.last_session_end()
-    if last_end is not None and next_at > now:
-        interval = max(
-            limits.min_interval_s, rules.min_interval_s or 0.0, hist.last_min_interval_s() or 0.0
+    if nxt.bound_by == "interval" and nxt.last_end is not None:
+        basis = (
+            f"minimum interval {nxt.interval_s / 3600:g} h after the session that ended "
+            f"{_iso(nxt.last_end)}"
         )
-        if abs(next_at - (last_end + interval)) < 1e-6:
-            basis = (
-                f"minimum interval {interval / 3600:g} h after the session that ended "
-                f"{_iso(last_end)}"
-            )
-        else:
-            per_week = min(limits.max_sessions_per_week, rules.max_sessions_per_week or 10**9)
-            basis = f"{len(recent)} sessions in the last 7 days (at most {per_week})"
+    elif nxt.bound_by == "per_week":
+        basis = f"{nxt.sessions_7d} sessions in the last 7 days (at most {nxt.per_week})"
     return _Outlook(
         simulated=simulated,
         present=store.has_sessions(simulated=simulated),

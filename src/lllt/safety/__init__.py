@@ -25,11 +25,13 @@ from lllt.safety.limits import (
 )
 from lllt.safety.monitor import CONTINUE, ActionKind, MonitorAction, RuntimeMonitor
 from lllt.safety.preflight import (
+    NextSession,
     PreflightResult,
     Reason,
     ScheduleRules,
     analyze,
     check,
+    next_session,
     next_session_allowed_at,
 )
 from lllt.safety.thermal import ThermalPrediction, predict
@@ -44,6 +46,7 @@ __all__ = [
     "Limits",
     "MemoryHistory",
     "MonitorAction",
+    "NextSession",
     "PastSession",
     "PreflightResult",
     "Reason",
@@ -55,6 +58,7 @@ __all__ = [
     "analyze",
     "check",
     "load_limits",
+    "next_session",
     "next_session_allowed_at",
     "parse_limits",
     "predict",

@@ -357,23 +357,54 @@ def history_summary(
     }
 
 
+@dataclass(frozen=True)
+class NextSession:
+    """When the history next allows a session, and which rule says so.
+
+    ``at`` is epoch seconds (``now`` when a session is allowed now). ``bound_by`` names the
+    rule that holds it back: ``"interval"`` (the minimum interval after the last session),
+    ``"per_week"`` (the weekly count), or ``""`` when nothing does.
+    """
+
+    at: float
+    bound_by: str
+    interval_s: float  # the applicable minimum interval (the longest of its sources)
+    last_end: float | None  # epoch s: when the last counted session ended
+    per_week: int  # the applicable weekly count (the smallest of its sources)
+    sessions_7d: int  # sessions counted in the 7 days before ``now``
+
+
+def next_session(
+    history: History, limits: Limits, now: float, rules: ScheduleRules | None = None
+) -> NextSession:
+    """When spacing and the weekly count next allow a session, and which one decides.
+
+    Fluence caps are not included: they depend on the next session's plan. The rules are
+    preflight's own, so what this says is what ``check`` would do.
+    """
+    rules = rules or ScheduleRules()
+    interval, _ = _effective_interval(history, limits, rules)
+    per_week, _ = _effective_per_week(limits, rules)
+    last_end = history.last_session_end()
+    ends = sorted(s.end for s in history.sessions_since(now - WEEK))
+    after_interval = now if last_end is None else max(now, last_end + interval)
+    after_week = ends[len(ends) - per_week] + WEEK if len(ends) >= per_week else now
+    at = max(now, after_interval, after_week)
+    if at <= now:
+        bound_by = ""
+    elif after_interval >= after_week:
+        bound_by = "interval"
+    else:
+        bound_by = "per_week"
+    return NextSession(at, bound_by, interval, last_end, per_week, len(ends))
+
+
 def next_session_allowed_at(
     history: History, limits: Limits, now: float, rules: ScheduleRules | None = None
 ) -> float:
-    """When spacing and the weekly count next allow a session (``now`` if already).
-
-    Fluence caps are not included: they depend on the next session's plan.
-    """
-    t = now
-    interval, _ = _effective_interval(history, limits, rules or ScheduleRules())
-    last_end = history.last_session_end()
-    if last_end is not None:
-        t = max(t, last_end + interval)
-    per_week, _ = _effective_per_week(limits, rules or ScheduleRules())
-    ends = sorted(s.end for s in history.sessions_since(now - WEEK))
-    if len(ends) >= per_week:
-        t = max(t, ends[len(ends) - per_week] + WEEK)
-    return t
+    """When spacing and the weekly count next allow a session (``now`` if already); see
+    :func:`next_session` for which rule decides."""
+    return next_session(history, limits, now, rules).at
 
 
 # --- stage: defaults and limits file (the same checks, two sources) ------------------------
