@@ -90,30 +90,40 @@ class SimDevice(Engine):
         super().__init__(
             profile, seed=seed, faults=faults, ambient_c=ambient_c, state_file=state_file
         )
-        p = self.profile
         self.clock_rate = float(clock_rate)
+        self._init_keys(key, button_held)
+        self._init_telemetry()
+        self._init_auth(key)
+        self._init_link()
+        self._persist()
+
+    def _init_keys(self, key: bytes | None, button_held: bool) -> None:
+        """The device key, when it takes a new one, and the capabilities that follow."""
         self._key = key if key is not None else wire.DEVELOPMENT_KEY
         #: a device with its own key takes a new one only while its button is held; a
         #: fresh device (development key only) takes one at any time. Both: wired link only
         self._provisioned = key is not None
         self.button_held = button_held
-        #: the kind of link the host is on: "wired" (USB serial, TCP, in-process) or "ble"
-        #: (set by whoever serves the device over Bluetooth)
-        self.link_kind = "wired"
-        self._report: list[Record] = []  # records still to send in a RECORD_ACCESS report
-        self._report_sent = 0
-        self._report_last = 0
-        self._report_timer: asyncio.TimerHandle | None = None
         caps = default_capabilities()
         if key is not None:
             caps &= ~wire.Capability.DEV_KEY  # a provisioned key: the published one is refused
         self.capabilities = caps
         self._auth_required = bool(caps & wire.Capability.AUTH_REQUIRED)
+
+    def _init_telemetry(self) -> None:
+        """Telemetry (layout, schedule) and RECORD_ACCESS reports (none in progress)."""
+        self._report: list[Record] = []  # records still to send in a RECORD_ACCESS report
+        self._report_sent = 0
+        self._report_last = 0
+        self._report_timer: asyncio.TimerHandle | None = None
         self._ambient_q = round(self.ambient_c * 100)
-        self._min_tel_ms = -(-1000 // max(1, p.limits.max_telemetry_hz))
+        self._min_tel_ms = -(-1000 // max(1, self.limits.max_telemetry_hz))
         self._tel_struct = struct.Struct("<IHBBIHHHIIBB" + "HHI" * self.n_ch + "h" * (self.n_z + 1))
         self._tel_period = TEL_DEFAULT_MS
         self._tel_due: int | None = TEL_DEFAULT_MS
+
+    def _init_auth(self, key: bytes | None) -> None:
+        """Nonces (seeded on the development key), the request counter and the dedup cache."""
         # wire 1.1: nonces unique across power cycles. A device with its own key draws them
         # from the OS; one on the published development key stays reproducible from its
         # seed, with the boot count (kept in the state file) mixed in
@@ -125,7 +135,11 @@ class SimDevice(Engine):
         self._authed = False
         self._dedup: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
 
-        # --- link and scheduling ------------------------------------------------------------
+    def _init_link(self) -> None:
+        """The byte link (decoder, seeded corrupters, outbox) and the loop scheduling."""
+        #: the kind of link the host is on: "wired" (USB serial, TCP, in-process) or "ble"
+        #: (set by whoever serves the device over Bluetooth)
+        self.link_kind = "wired"
         self._send: Callable[[bytes], None] | None = None
         self._decoder = wire.FrameDecoder()
         self._corrupt_in = Corrupter(f"{self.seed}:corrupt-in")
@@ -140,7 +154,7 @@ class SimDevice(Engine):
         self._spec: tuple[_Phys, _Cfg, bool] | None = None
         self._closed = False
         self._stopped: asyncio.Future[None] | None = None
-        for name in (
+        counters = (
             "frames_in",
             "frames_out",
             "bytes_in",
@@ -156,9 +170,8 @@ class SimDevice(Engine):
             "wakeups",
             "send_errors",
             "internal_errors",
-        ):
-            self._stats[name] = 0
-        self._persist()
+        )
+        self._stats.update(dict.fromkeys(counters, 0))
 
     # --- public API -----------------------------------------------------------------------
 

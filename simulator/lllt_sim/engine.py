@@ -194,6 +194,45 @@ def _scaled(irr: int, num: int, den: int, derate: int) -> int:
     return round(Fraction(irr * num * derate, den * 1000))
 
 
+def emitter_tolerances(profile: Profile, seed: int) -> list[float]:
+    """Each channel's seeded emitter tolerance (a fraction of its output), within 3 sigma."""
+    rng = random.Random(f"{seed}:tolerance")
+    sigma = profile.sim.tolerance_pct / 100.0
+    return [
+        max(-3 * sigma, min(3 * sigma, rng.gauss(0.0, sigma))) if sigma > 0 else 0.0
+        for _ in profile.channels
+    ]
+
+
+def zone_models(profile: Profile, ambient_c: float, tick_ms: int) -> list[ZoneThermal]:
+    """Each zone's thermal model; zones with the same constants share one and its tick maps."""
+    models: dict[tuple[float, ...], ZoneThermal] = {}
+    out = []
+    for z in profile.zones:
+        consts = (
+            z.c_board_j_k,
+            z.c_scalp_j_k,
+            z.g_ambient_w_k,
+            z.g_contact_w_k,
+            z.g_tissue_w_k,
+            z.t_core_c,
+        )
+        if consts not in models:
+            models[consts] = ZoneThermal(z, ambient_c, tick_ms / 1000.0)
+        out.append(models[consts])
+    return out
+
+
+def noise_tables(profile: Profile, seed: int) -> tuple[list[int], int, list[int]]:
+    """The seeded sensor noise: a table of clipped normal values (0.01 °C) and the hash mixes."""
+    rng = random.Random(f"{seed}:noise")
+    scale_q = profile.sim.sensor_noise_c * 100.0
+    table = [round(max(-3.0, min(3.0, rng.gauss(0.0, 1.0))) * scale_q) for _ in range(NOISE_TABLE)]
+    tick_mix = rng.getrandbits(32)
+    zone_mix = [rng.getrandbits(32) for _ in profile.zones]
+    return table, tick_mix, zone_mix
+
+
 class Engine:
     """The device's state and its control tick (see the module docstring)."""
 
@@ -207,68 +246,61 @@ class Engine:
         state_file: str | None = None,
     ) -> None:
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
-        p = self.profile
         self.seed = int(seed)
         self.ambient_c = float(ambient_c)
         if not math.isfinite(self.ambient_c):
             raise ValueError(f"ambient temperature must be a number, got {ambient_c!r}")
         self.state_file = state_file
-        self.limits = p.limits
-        self.tick_ms = T = p.sim.control_tick_ms
-        self._ck_ticks = max(1, 1000 // T)  # checkpoint once a second
+        self.limits = self.profile.limits
+        self.tick_ms = self.profile.sim.control_tick_ms
+        self._ck_ticks = max(1, 1000 // self.tick_ms)  # checkpoint once a second
         self._stats = dict.fromkeys(("ticks", "jumps", "jumped_ticks", "events", "state_errors"), 0)
+        self._init_channels_and_zones()
+        self._init_limits()
+        self._init_faults(faults)
+        self._load_records(state_file)
+        self._init_control_state()
+        # physics: every zone at its steady state, emitters off
+        ss = [th.steady_state() for th in self._thermal]
+        self._ph = _Phys(0, [x[0] for x in ss], [x[1] for x in ss], self.n_ch)
+        self._cfg = self._build_cfg(self._ph)
+        self._dirty = False
+        self._persisted_ck = -1
+        self.last_error: BaseException | None = None
 
-        # --- constants per channel and zone ------------------------------------------------
+    def _init_channels_and_zones(self) -> None:
+        """Constants per channel and zone: indices, emitters, thermal models, sensor noise."""
+        p = self.profile
         self._zone_index = {z.id: i for i, z in enumerate(p.zones)}
         self._ch_index = {c.id: i for i, c in enumerate(p.channels)}
-        self.n_ch = n_ch = len(p.channels)
+        self.n_ch = len(p.channels)
         self.n_z = len(p.zones)
-        tol_rng = random.Random(f"{self.seed}:tolerance")
-        sigma = p.sim.tolerance_pct / 100.0
         self._ch_zone = [self._zone_index[c.zone] for c in p.channels]
         self._ch_k = [c.tempco_pct_per_k / 100.0 for c in p.channels]
         self._ch_hb = [c.heat_board_w_per_mw_cm2 for c in p.channels]
         self._ch_hs = [c.heat_scalp_w_per_mw_cm2 for c in p.channels]
         self._ch_d = [c.max_irradiance_mw_cm2 * p.sim.headroom for c in p.channels]
-        self.tolerance = [
-            max(-3 * sigma, min(3 * sigma, tol_rng.gauss(0.0, sigma))) if sigma > 0 else 0.0
-            for _ in p.channels
-        ]
+        self.tolerance = emitter_tolerances(p, self.seed)
         self._ch_tf = [1.0 + t for t in self.tolerance]
-        # zones with the same constants share one model, so that identical zones driven
-        # alike share their tick maps and a jump computes them once (see _jump)
-        models: dict[tuple[float, ...], ZoneThermal] = {}
-        self._thermal = []
-        for z in p.zones:
-            consts = (
-                z.c_board_j_k,
-                z.c_scalp_j_k,
-                z.g_ambient_w_k,
-                z.g_contact_w_k,
-                z.g_tissue_w_k,
-                z.t_core_c,
-            )
-            if consts not in models:
-                models[consts] = ZoneThermal(z, self.ambient_c, T / 1000.0)
-            self._thermal.append(models[consts])
-        noise_rng = random.Random(f"{self.seed}:noise")
-        ns = p.sim.sensor_noise_c * 100.0
-        self._noise = [
-            round(max(-3.0, min(3.0, noise_rng.gauss(0.0, 1.0))) * ns) for _ in range(NOISE_TABLE)
-        ]
+        # identical zones driven alike share their tick maps: a jump computes them once
+        self._thermal = zone_models(p, self.ambient_c, self.tick_ms)
+        self._noise, self._noise_mix, self._noise_zone = noise_tables(p, self.seed)
         self._noise_max = max((abs(v) for v in self._noise), default=0)
-        self._noise_mix = noise_rng.getrandbits(32)
-        self._noise_zone = [noise_rng.getrandbits(32) for _ in p.zones]
-        self._cutoff_q = round(p.limits.cutoff_c * 100)
-        self._max_ms = round(p.limits.max_session_s * 1000)
-        self._max_units = round(p.limits.max_fluence_j_cm2 * 1e6) * UNITS_PER_UJ
-        self._head_abort_ms = round(p.limits.head_off_abort_s * 1000)
+
+    def _init_limits(self) -> None:
+        """The device's limits in the engine's units, and the Ts bounds of a jump inside them."""
+        limits = self.limits
+        self._cutoff_q = round(limits.cutoff_c * 100)
+        self._max_ms = round(limits.max_session_s * 1000)
+        self._max_units = round(limits.max_fluence_j_cm2 * 1e6) * UNITS_PER_UJ
+        self._head_abort_ms = round(limits.head_off_abort_s * 1000)
         # jump bounds on Ts that keep every reading inside the interlock thresholds
         margin = self._noise_max + 1
         self._ts_cut = (self._cutoff_q - margin) / 100.0
         self._ts_range = ((SENSOR_MIN_Q + margin) / 100.0, (SENSOR_MAX_Q - margin) / 100.0)
 
-        # --- faults --------------------------------------------------------------------------
+    def _init_faults(self, faults: str | Iterable[Fault]) -> None:
+        """The faults and their targets, none active; they are scheduled at the first START."""
         fault_list = parse_faults(faults) if isinstance(faults, str) else list(faults)
         self.faults = fault_list
         self._fault_targets = [self._resolve_fault(f) for f in fault_list]
@@ -282,11 +314,12 @@ class Engine:
         self._stuck: set[int] = set()
         self._brownout = False
 
-        # --- persistent state -------------------------------------------------------------------
+    def _load_records(self, state_file: str | None) -> None:
+        """Records, boot count and record sequence numbers from the state file, if any."""
         self._records: list[Record] = []
         boots = 0
         if state_file:
-            boots, self._records = load_state(state_file, p.name)
+            boots, self._records = load_state(state_file, self.profile.name)
             for r in self._records:
                 if r.outcome == wire.Outcome.RUNNING:
                     r.outcome = wire.Outcome.POWER_LOSS  # the process died mid-session
@@ -299,13 +332,14 @@ class Engine:
 
             self._next_seq = max(self._next_seq, load_next_seq(state_file))
 
-        # --- discrete state ----------------------------------------------------------------------
+    def _init_control_state(self) -> None:
+        """The discrete state of a device just booted: idle, no plan, no session, no fault."""
         self._state = S.IDLE
         self._plan: plans.Plan | None = None
         self._session: Record | None = None
         self._splan: plans.Plan | None = None  # plan of the running session
         self._step = 0
-        self._done = [False] * n_ch
+        self._done = [False] * self.n_ch
         self._maxdur_hit = False
         self._paused_host = False
         self._paused_head = False
@@ -319,14 +353,6 @@ class Engine:
         self._latched: dict[tuple[int, int], int] = {}
         self._fault_flags = 0  # telemetry flags of the latched faults
         self._tel_plan = 0
-
-        # --- physics ------------------------------------------------------------------------
-        ss = [th.steady_state() for th in self._thermal]
-        self._ph = _Phys(0, [x[0] for x in ss], [x[1] for x in ss], n_ch)
-        self._cfg = self._build_cfg(self._ph)
-        self._dirty = False
-        self._persisted_ck = -1
-        self.last_error: BaseException | None = None
 
     # --- hooks for the device ------------------------------------------------------------
 
@@ -591,13 +617,23 @@ class Engine:
 
     def _build_cfg(self, ph: _Phys) -> _Cfg:
         """The outputs for the interval starting at ``ph.tick`` (no side effects)."""
-        T = self.tick_ms
-        n_ch = self.n_ch
         cfg = _Cfg()
-        sess = self._session is not None
-        running = sess and self._state == S.RUNNING and self._splan is not None
-        sp = [0] * n_ch
-        duty = [FULL_DUTY] * n_ch
+        step = self._plan_setpoints(ph, cfg)
+        load = self._drive_channels(ph, cfg)
+        cfg.ts_lo, cfg.ts_hi = self._scalp_bounds()
+        cfg.emitting = any(m in (NORM, SAT, STUCK) for m in cfg.mode)
+        cfg.jumpable = None
+        cfg.supply = self._supply_mv(load / self.n_ch)
+        cfg.due = self._due(ph, cfg, step)
+        return cfg
+
+    def _plan_setpoints(self, ph: _Phys, cfg: _Cfg) -> plans.Step | None:
+        """What the plan commands per channel (``cfg.sp``, ``cfg.duty``); the running step."""
+        T = self.tick_ms
+        session = self._session is not None
+        running = session and self._state == S.RUNNING and self._splan is not None
+        setpoint_q = [0] * self.n_ch  # 0.01 mW/cm², ramp and derating applied
+        duty_q = [FULL_DUTY] * self.n_ch  # 0.01 %
         ramping = False
         step = None
         if running:
@@ -612,120 +648,143 @@ class Engine:
             for s in step.setpoints:
                 if fluence_step and self._done[s.index]:
                     continue
-                sp[s.index] = _scaled(s.irr, num, den, self._derate)
-                duty[s.index] = step.duty
-        master = (IL.OVER_OUTPUT, wire.NO_INDEX) not in self._latched and not self._brownout
-        mode = [OFF] * n_ch
-        o0 = [0.0] * n_ch
-        o1 = [0.0] * n_ch
+                setpoint_q[s.index] = _scaled(s.irr, num, den, self._derate)
+                duty_q[s.index] = step.duty
+        cfg.sp = setpoint_q
+        cfg.duty = duty_q
+        cfg.running = running
+        cfg.session = session
+        cfg.ramping = ramping
+        return step
+
+    def _drive_channels(self, ph: _Phys, cfg: _Cfg) -> float:
+        """Modes, outputs, fluence and heat of the channels under ``cfg.sp``; the load."""
+        n_z = self.n_z
+        setpoint_q = cfg.sp
+        duty_q = cfg.duty
+        cfg.mode = mode = [OFF] * self.n_ch
+        # a channel at full drive measures o0 + o1 × Tb: mW/cm² and mW/cm² per K
+        cfg.o0 = out_0c = [0.0] * self.n_ch
+        cfg.o1 = out_per_k = [0.0] * self.n_ch
         inc: list[tuple[int, int]] = []
         var: list[int] = []
-        n_z = self.n_z
-        qb0 = [0.0] * n_z
-        qb1 = [0.0] * n_z
-        qs0 = [0.0] * n_z
-        qs1 = [0.0] * n_z
-        tb_lo = [-math.inf] * n_z
-        tb_hi = [math.inf] * n_z
+        # heat into each zone's board and scalp nodes: W, plus W/K × Tb
+        board_w = [0.0] * n_z
+        board_w_per_k = [0.0] * n_z
+        scalp_w = [0.0] * n_z
+        scalp_w_per_k = [0.0] * n_z
+        # per zone, the board temperatures (°C) between which every channel keeps its mode
+        cfg.tb_lo = board_min_c = [-math.inf] * n_z
+        cfg.tb_hi = board_max_c = [math.inf] * n_z
         over = False
-        load = 0.0
-        for i in range(n_ch):
-            z = self._ch_zone[i]
-            tb = ph.tb[z]
-            k = self._ch_k[i]
-            dmax = self._ch_d[i] * self._ch_tf[i]  # most the channel can emit at 25 °C
-            if not master:
-                continue
-            if i in self._led_open:
+        load = 0.0  # drive summed over the channels, 1 = one channel at full drive
+        led_open, stuck, ch_zone, ch_k = self._led_open, self._stuck, self._ch_zone, self._ch_k
+        ch_d, ch_tf, ch_hb, ch_hs = self._ch_d, self._ch_tf, self._ch_hb, self._ch_hs
+        master = (IL.OVER_OUTPUT, wire.NO_INDEX) not in self._latched and not self._brownout
+        for i in range(self.n_ch if master else 0):
+            if i in led_open:
                 mode[i] = OPEN
                 continue
-            if i in self._stuck:
-                m = STUCK
-                duty[i] = FULL_DUTY
-            elif sp[i] == 0:
+            sp_q = setpoint_q[i]
+            is_stuck = i in stuck
+            if not is_stuck and sp_q == 0:
                 continue
+            sp_mw_cm2 = sp_q / 100.0
+            z = ch_zone[i]
+            board_c = ph.tb[z]
+            tempco = ch_k[i]  # per K
+            full_mw_cm2 = ch_d[i] * ch_tf[i]  # most the channel can emit at 25 °C
+            if is_stuck:
+                m = STUCK
+                duty_q[i] = FULL_DUTY
             else:
-                cap = dmax * (1.0 + k * (tb - 25.0))
-                m = NORM if sp[i] / 100.0 <= cap else SAT
-                if k != 0.0:
+                cap_mw_cm2 = full_mw_cm2 * (1.0 + tempco * (board_c - 25.0))
+                m = NORM if sp_mw_cm2 <= cap_mw_cm2 else SAT
+                if tempco != 0.0:
                     # the board temperature at which the channel would change mode
-                    t_sat = 25.0 + (sp[i] / 100.0 / dmax - 1.0) / k
-                    if (m == NORM) == (k < 0):
-                        tb_hi[z] = min(tb_hi[z], t_sat)
+                    sat_c = 25.0 + (sp_mw_cm2 / full_mw_cm2 - 1.0) / tempco
+                    if (m == NORM) == (tempco < 0):
+                        board_max_c[z] = min(board_max_c[z], sat_c)
                     else:
-                        tb_lo[z] = max(tb_lo[z], t_sat)
+                        board_min_c[z] = max(board_min_c[z], sat_c)
             mode[i] = m
-            d = duty[i] / FULL_DUTY
-            hb = self._ch_hb[i]
-            hs = self._ch_hs[i]
+            duty = duty_q[i] / FULL_DUTY
+            heat_board = ch_hb[i]  # W per mW/cm²
+            heat_scalp = ch_hs[i]
             if m == NORM:
                 # optical feedback holds the output; drive rises as efficiency falls. The
                 # channel is calibrated at 25 °C, so its drive there equals its output.
-                drv = sp[i] / 100.0
-                qb0[z] += hb * d * drv * (1.0 + 25.0 * k)
-                qb1[z] -= hb * d * drv * k
-                qs0[z] += hs * d * sp[i] / 100.0
-                inc.append((i, sp[i] * duty[i]))
-                load += d * drv / self._ch_d[i]
+                board_w[z] += heat_board * duty * sp_mw_cm2 * (1.0 + 25.0 * tempco)
+                board_w_per_k[z] -= heat_board * duty * sp_mw_cm2 * tempco
+                scalp_w[z] += heat_scalp * duty * sp_q / 100.0
+                inc.append((i, sp_q * duty_q[i]))
+                load += duty * sp_mw_cm2 / ch_d[i]
             else:
                 # full drive: the output follows the board temperature
-                a0 = dmax * (1.0 - 25.0 * k)
-                a1 = dmax * k
-                o0[i] = a0
-                o1[i] = a1
-                qb0[z] += hb * d * self._ch_d[i]
-                qs0[z] += hs * d * a0
-                qs1[z] += hs * d * a1
+                out_0c[i] = at_0c = full_mw_cm2 * (1.0 - 25.0 * tempco)
+                out_per_k[i] = per_k = full_mw_cm2 * tempco
+                board_w[z] += heat_board * duty * ch_d[i]
+                scalp_w[z] += heat_scalp * duty * at_0c
+                scalp_w_per_k[z] += heat_scalp * duty * per_k
                 var.append(i)
-                load += d
-                if m == STUCK and a1 != 0.0:
-                    allowed = self._allowed(sp[i])
-                    now_over = a0 + a1 * tb > allowed
-                    over = over or now_over
-                    t_oo = (allowed - a0) / a1
-                    if (not now_over) == (k < 0):
-                        tb_lo[z] = max(tb_lo[z], t_oo)
-                    else:
-                        tb_hi[z] = min(tb_hi[z], t_oo)
-                elif m == STUCK:
-                    over = over or a0 > self._allowed(sp[i])
+                load += duty
+                if m == STUCK and self._stuck_over(cfg, i, board_c):
+                    over = True
+        cfg.zsteps = self._zone_steps(board_w, board_w_per_k, scalp_w, scalp_w_per_k)
+        cfg.inc = inc
+        cfg.var = var
+        cfg.over = over
+        return load
+
+    def _stuck_over(self, cfg: _Cfg, i: int, board_c: float) -> bool:
+        """Whether stuck channel ``i`` measures too much; its zone's Tb bounds keep the answer."""
+        allowed = self._allowed(cfg.sp[i])
+        at_0c = cfg.o0[i]
+        per_k = cfg.o1[i]
+        if per_k == 0.0:
+            return at_0c > allowed
+        z = self._ch_zone[i]
+        now_over = at_0c + per_k * board_c > allowed
+        # the board temperature at which the channel would cross its allowed output
+        over_c = (allowed - at_0c) / per_k
+        if (not now_over) == (self._ch_k[i] < 0):
+            cfg.tb_lo[z] = max(cfg.tb_lo[z], over_c)
+        else:
+            cfg.tb_hi[z] = min(cfg.tb_hi[z], over_c)
+        return now_over
+
+    def _zone_steps(
+        self,
+        board_w: list[float],
+        board_w_per_k: list[float],
+        scalp_w: list[float],
+        scalp_w_per_k: list[float],
+    ) -> list[ZoneStep]:
+        """Each zone's tick map under the heat of its channels and of an ``overtemp`` fault."""
         for z in self._overtemp:
-            qb0[z] += self.profile.sim.overtemp_w
-        zsteps = [self._thermal[z].step(qb0[z], qb1[z], qs0[z], qs1[z]) for z in range(n_z)]
-        ts_lo = []
-        ts_hi = []
-        for z in range(n_z):
+            board_w[z] += self.profile.sim.overtemp_w
+        th = self._thermal
+        return [
+            th[z].step(board_w[z], board_w_per_k[z], scalp_w[z], scalp_w_per_k[z])
+            for z in range(self.n_z)
+        ]
+
+    def _scalp_bounds(self) -> tuple[list[float], list[float]]:
+        """Per zone, the Ts interval (°C) in which no reading trips an interlock not latched."""
+        scalp_min_c = []
+        scalp_max_c = []
+        for z in range(self.n_z):
             if z in self._therm_override:
-                ts_lo.append(-math.inf)
-                ts_hi.append(math.inf)
+                scalp_min_c.append(-math.inf)
+                scalp_max_c.append(math.inf)
                 continue
             hi = self._ts_range[1]
             if (IL.THERMAL_CUTOFF, z) not in self._latched:
                 hi = min(hi, self._ts_cut)
             lo = self._ts_range[0] if (IL.SENSOR_FAULT, z) not in self._latched else -math.inf
-            ts_lo.append(lo)
-            ts_hi.append(hi)
-        cfg.sp = sp
-        cfg.mode = mode
-        cfg.duty = duty
-        cfg.o0 = o0
-        cfg.o1 = o1
-        cfg.inc = inc
-        cfg.var = var
-        cfg.zsteps = zsteps
-        cfg.tb_lo = tb_lo
-        cfg.tb_hi = tb_hi
-        cfg.ts_lo = ts_lo
-        cfg.ts_hi = ts_hi
-        cfg.running = running
-        cfg.session = sess
-        cfg.ramping = ramping
-        cfg.emitting = any(m in (NORM, SAT, STUCK) for m in mode)
-        cfg.over = over
-        cfg.jumpable = None
-        cfg.supply = self._supply_mv(load / n_ch)
-        cfg.due = self._due(ph, cfg, step)
-        return cfg
+            scalp_min_c.append(lo)
+            scalp_max_c.append(hi)
+        return scalp_min_c, scalp_max_c
 
     def _due(self, ph: _Phys, cfg: _Cfg, step: plans.Step | None) -> int:
         """Absolute tick of the next event that can be computed in advance."""

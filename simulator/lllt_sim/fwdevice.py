@@ -88,15 +88,19 @@ class FirmwareDevice:
             )
         self.seed = int(seed)
         self.plant = Plant(p, seed=self.seed, faults=faults, ambient_c=ambient_c)
-        self.tick_ms = T = self.plant.tick_ms
-        self.n_ch = len(p.channels)
-        self.n_z = len(p.zones)
+        self.tick_ms = self.plant.tick_ms
+        self.n_ch = self.plant.n_ch
+        self.n_z = self.plant.n_z
         self.button_held = button_held
         self.state_file = state_file
         self._os_nonces = key is not None
         self._lib = fwlib.load()
+        self._open_storage(nv, state_file)
+        self._init_firmware(key, clock_rate, link)
+        self._init_run_state()
 
-        # --- persistent storage ------------------------------------------------------------
+    def _open_storage(self, nv: bytearray | None, state_file: str | None) -> None:
+        """The persistent storage: the caller's or a fresh one, loaded from the state file."""
         if nv is not None and len(nv) != fwlib.NV_SIZE:
             raise ValueError(f"persistent storage is {fwlib.NV_SIZE} bytes, not {len(nv)}")
         #: the persistent storage: the caller's (kept across power cycles) or a fresh one
@@ -106,7 +110,9 @@ class FirmwareDevice:
             self._load_state(state_file)
         self._nv_dirty = False
 
-        # --- the board: HELLO_INFO as description, the HAL as callbacks -------------------
+    def _init_firmware(self, key: bytes | None, clock_rate: float, link: str) -> None:
+        """The board (HELLO_INFO as description, the HAL as callbacks) and the core on it."""
+        p = self.profile
         caps = default_capabilities()
         if key is not None:
             caps &= ~wire.Capability.DEV_KEY
@@ -120,7 +126,7 @@ class FirmwareDevice:
             board=C.cast(self._board, C.c_void_p),
             board_len=len(board),
             clock_rate=round(clock_rate * 1000),
-            tick_ms=T,
+            tick_ms=self.tick_ms,
             brownout_mv=p.sim.brownout_mv,
             reserved=0,
             key=C.cast(self._key, C.c_void_p) if self._key is not None else None,
@@ -148,7 +154,8 @@ class FirmwareDevice:
             raise fwlib.FirmwareLibraryError(f"lllt_fw_init failed ({rc}): {why}")
         self._fw = C.cast(self._mem, C.c_void_p)
 
-        # --- run state ----------------------------------------------------------------------
+    def _init_run_state(self) -> None:
+        """Outputs dark, not booted, no link, no loop: the state before :meth:`run`."""
         self._dark = [0] * self.n_ch
         self._interval = self._dark  # measured over the interval that just ended
         self._zone_pad = [0] * (fwlib.MAX_ZONES - self.n_z)

@@ -108,8 +108,30 @@ def check(
     channels: tuple[wire.ChannelInfo, ...],
 ) -> Plan:
     """Parse and check an upload in the spec's order; raises Refused with the first failure."""
-    C = wire.NackCode
     plan_id, policy, lease_ms, raw_steps = parse(payload)
+    _check_header(state, plan_id, policy, lease_ms, raw_steps, limits)
+    index = {c.id: i for i, c in enumerate(channels)}
+    device_max = round(limits.max_irradiance_mw_cm2 * 100)
+    pulse_mhz = (round(limits.min_pulse_hz * 1000), round(limits.max_pulse_hz * 1000))
+    steps = [
+        _check_step(si, raw, index, channels, device_max, pulse_mhz)
+        for si, raw in enumerate(raw_steps)
+    ]
+    _check_duration(steps, limits)
+    _check_fluence(steps, limits, channels)
+    return Plan(plan_id, policy, lease_ms, tuple(steps))
+
+
+def _check_header(
+    state: wire.State,
+    plan_id: int,
+    policy: int,
+    lease_ms: int,
+    raw_steps: list[RawStep],
+    limits: wire.DeviceLimits,
+) -> None:
+    """The device's state, then the plan's id, policy, sizes and lease (spec order)."""
+    C = wire.NackCode
     if state == wire.State.FAULT:
         raise _refuse(C.FAULT_LATCHED, "a fault is latched; clear it first")
     if state in (wire.State.RUNNING, wire.State.PAUSED):
@@ -140,100 +162,126 @@ def check(
             limit=limits.min_lease_ms,
             observed=lease_ms,
         )
-    index = {c.id: i for i, c in enumerate(channels)}
-    device_max = round(limits.max_irradiance_mw_cm2 * 100)
-    min_mhz = round(limits.min_pulse_hz * 1000)
-    max_mhz = round(limits.max_pulse_hz * 1000)
-    steps: list[Step] = []
-    for si, (kind, dur, ramp, mhz, duty, sps) in enumerate(raw_steps):
-        if kind not in (wire.StepKind.DURATION, wire.StepKind.FLUENCE):
-            raise _refuse(C.BAD_VALUE, f"step {si}: unknown step kind {kind}", observed=kind)
-        for ch, _, _ in sps:
-            if ch not in index:
-                raise _refuse(
-                    C.UNKNOWN_CHANNEL, f"step {si}: no channel {ch}", channel=ch, observed=ch
-                )
-        seen: set[int] = set()
-        for ch, _, _ in sps:
-            if ch in seen:
-                raise _refuse(C.BAD_VALUE, f"step {si}: channel {ch} given twice", channel=ch)
-            seen.add(ch)
-        for ch, irr, _ in sps:
-            cap = min(device_max, round(channels[index[ch]].max_irradiance_mw_cm2 * 100))
-            if irr > cap:
-                raise _refuse(
-                    C.LIMIT_IRRADIANCE,
-                    f"step {si}: channel {ch} {irr / 100:.2f} > {cap / 100:.2f} mW/cm2",
-                    channel=ch,
-                    limit=cap,
-                    observed=irr,
-                )
-        if dur <= 0:
-            raise _refuse(C.BAD_VALUE, f"step {si}: duration must be > 0", observed=dur)
-        if ramp > dur:
-            raise _refuse(
-                C.BAD_VALUE, f"step {si}: ramp longer than the step", limit=dur, observed=ramp
-            )
-        if mhz == 0:
-            if duty != FULL_DUTY:
-                raise _refuse(
-                    C.PULSE_RANGE,
-                    f"step {si}: continuous wave needs duty 100 %",
-                    limit=FULL_DUTY,
-                    observed=duty,
-                )
-        else:
-            if not min_mhz <= mhz <= max_mhz:
-                lim = min_mhz if mhz < min_mhz else max_mhz
-                raise _refuse(
-                    C.PULSE_RANGE,
-                    f"step {si}: pulse {mhz / 1000:g} Hz outside {min_mhz / 1000:g}-"
-                    f"{max_mhz / 1000:g} Hz",
-                    limit=lim,
-                    observed=mhz,
-                )
-            if not 100 <= duty <= FULL_DUTY:
-                raise _refuse(
-                    C.PULSE_RANGE,
-                    f"step {si}: duty {duty / 100:g} % outside 1-100 %",
-                    limit=100 if duty < 100 else FULL_DUTY,
-                    observed=duty,
-                )
-        for ch, _, tgt in sps:
-            if kind == wire.StepKind.DURATION and tgt != 0:
-                raise _refuse(
-                    C.BAD_VALUE,
-                    f"step {si}: a duration step takes no fluence target (channel {ch})",
-                    channel=ch,
-                    observed=tgt,
-                )
-            if kind == wire.StepKind.FLUENCE and tgt == 0:
-                raise _refuse(
-                    C.BAD_VALUE,
-                    f"step {si}: a fluence step needs a target for channel {ch}",
-                    channel=ch,
-                )
-        steps.append(
-            Step(
-                kind,
-                dur,
-                ramp,
-                mhz,
-                duty,
-                tuple(Setpoint(index[ch], ch, irr, tgt) for ch, irr, tgt in sps),
-            )
+
+
+def _check_step(
+    si: int,
+    raw: RawStep,
+    index: dict[int, int],
+    channels: tuple[wire.ChannelInfo, ...],
+    device_max: int,
+    pulse_mhz: tuple[int, int],
+) -> Step:
+    """Step ``si``: kind, setpoints, timing and pulse, fluence targets (spec order)."""
+    kind, dur, ramp, mhz, duty, sps = raw
+    if kind not in (wire.StepKind.DURATION, wire.StepKind.FLUENCE):
+        raise _refuse(
+            wire.NackCode.BAD_VALUE, f"step {si}: unknown step kind {kind}", observed=kind
         )
+    _check_setpoints(si, sps, index, channels, device_max)
+    _check_timing(si, dur, ramp, mhz, duty, pulse_mhz)
+    _check_targets(si, kind, sps)
+    return Step(
+        kind, dur, ramp, mhz, duty, tuple(Setpoint(index[ch], ch, irr, tgt) for ch, irr, tgt in sps)
+    )
+
+
+def _check_setpoints(
+    si: int,
+    sps: list[tuple[int, int, int]],
+    index: dict[int, int],
+    channels: tuple[wire.ChannelInfo, ...],
+    device_max: int,
+) -> None:
+    """Step ``si``'s channels: known, each once, within the device's and their own maxima."""
+    C = wire.NackCode
+    for ch, _, _ in sps:
+        if ch not in index:
+            raise _refuse(C.UNKNOWN_CHANNEL, f"step {si}: no channel {ch}", channel=ch, observed=ch)
+    seen: set[int] = set()
+    for ch, _, _ in sps:
+        if ch in seen:
+            raise _refuse(C.BAD_VALUE, f"step {si}: channel {ch} given twice", channel=ch)
+        seen.add(ch)
+    for ch, irr, _ in sps:
+        cap = min(device_max, round(channels[index[ch]].max_irradiance_mw_cm2 * 100))
+        if irr > cap:
+            raise _refuse(
+                C.LIMIT_IRRADIANCE,
+                f"step {si}: channel {ch} {irr / 100:.2f} > {cap / 100:.2f} mW/cm2",
+                channel=ch,
+                limit=cap,
+                observed=irr,
+            )
+
+
+def _check_timing(
+    si: int, dur: int, ramp: int, mhz: int, duty: int, pulse_mhz: tuple[int, int]
+) -> None:
+    """Step ``si``'s duration and ramp, then its pulse frequency and duty."""
+    C = wire.NackCode
+    if dur <= 0:
+        raise _refuse(C.BAD_VALUE, f"step {si}: duration must be > 0", observed=dur)
+    if ramp > dur:
+        raise _refuse(
+            C.BAD_VALUE, f"step {si}: ramp longer than the step", limit=dur, observed=ramp
+        )
+    if mhz == 0:
+        if duty != FULL_DUTY:
+            raise _refuse(
+                C.PULSE_RANGE,
+                f"step {si}: continuous wave needs duty 100 %",
+                limit=FULL_DUTY,
+                observed=duty,
+            )
+        return
+    min_mhz, max_mhz = pulse_mhz
+    if not min_mhz <= mhz <= max_mhz:
+        lim = min_mhz if mhz < min_mhz else max_mhz
+        raise _refuse(
+            C.PULSE_RANGE,
+            f"step {si}: pulse {mhz / 1000:g} Hz outside {min_mhz / 1000:g}-{max_mhz / 1000:g} Hz",
+            limit=lim,
+            observed=mhz,
+        )
+    if not 100 <= duty <= FULL_DUTY:
+        raise _refuse(
+            C.PULSE_RANGE,
+            f"step {si}: duty {duty / 100:g} % outside 1-100 %",
+            limit=100 if duty < 100 else FULL_DUTY,
+            observed=duty,
+        )
+
+
+def _check_targets(si: int, kind: int, sps: list[tuple[int, int, int]]) -> None:
+    """Step ``si``'s fluence targets: none on a duration step, one per channel on a fluence step."""
+    for ch, _, tgt in sps:
+        if kind == wire.StepKind.DURATION and tgt != 0:
+            raise _refuse(
+                wire.NackCode.BAD_VALUE,
+                f"step {si}: a duration step takes no fluence target (channel {ch})",
+                channel=ch,
+                observed=tgt,
+            )
+        if kind == wire.StepKind.FLUENCE and tgt == 0:
+            raise _refuse(
+                wire.NackCode.BAD_VALUE,
+                f"step {si}: a fluence step needs a target for channel {ch}",
+                channel=ch,
+            )
+
+
+def _check_duration(steps: list[Step], limits: wire.DeviceLimits) -> None:
+    """The whole plan within the device's maximum session length."""
     total = sum(s.duration_ms for s in steps)
     max_ms = round(limits.max_session_s * 1000)
     if total > max_ms:
         raise _refuse(
-            C.LIMIT_DURATION,
+            wire.NackCode.LIMIT_DURATION,
             f"plan runs {total / 1000:g} s, above the device's {max_ms / 1000:g} s",
             limit=max_ms,
             observed=total,
         )
-    _check_fluence(steps, limits, channels)
-    return Plan(plan_id, policy, lease_ms, tuple(steps))
 
 
 def _check_fluence(

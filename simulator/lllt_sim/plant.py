@@ -29,7 +29,6 @@ caller tells the plant when that START happened.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,15 +40,16 @@ from lllt_sim.engine import (
     DROOP_FULL_MV,
     FULL_DUTY,
     INF,
-    NOISE_TABLE,
     READING_OPEN_Q,
     READING_SHORT_Q,
     SENSOR_MAX_Q,
     SENSOR_MIN_Q,
+    emitter_tolerances,
+    noise_tables,
+    zone_models,
 )
 from lllt_sim.faults import Fault, parse_faults
 from lllt_sim.profiles import Profile, load_profile
-from lllt_sim.thermal import ZoneThermal
 
 #: faults the plant does not model itself; the firmware's runner applies them
 RUNNER_FAULTS = frozenset({"reboot", "link_drop", "corrupt"})
@@ -81,49 +81,33 @@ class Plant:
         self.ambient_c = float(ambient_c)
         if not math.isfinite(self.ambient_c):
             raise ValueError(f"ambient temperature must be a number, got {ambient_c!r}")
-        self.tick_ms = T = p.sim.control_tick_ms
+        self.tick_ms = p.sim.control_tick_ms
         self.n_ch = len(p.channels)
         self.n_z = len(p.zones)
-        zone_index = {z.id: i for i, z in enumerate(p.zones)}
-        self._zone_index = zone_index
+        self._zone_index = {z.id: i for i, z in enumerate(p.zones)}
         self._ch_index = {c.id: i for i, c in enumerate(p.channels)}
-        # the engine's recipe, draw for draw (tests/sim/test_plant.py holds them equal)
-        tol_rng = random.Random(f"{self.seed}:tolerance")
-        sigma = p.sim.tolerance_pct / 100.0
-        self.ch_zone = [zone_index[c.zone] for c in p.channels]
+        self._init_emitters()
+        # the engine's recipes, draw for draw (tests/sim/test_plant.py holds them equal)
+        self._thermal = zone_models(p, self.ambient_c, self.tick_ms)
+        self._noise, self._noise_mix, self._noise_zone = noise_tables(p, self.seed)
+        self._noise_max = max((abs(v) for v in self._noise), default=0)
+        self._cutoff_q = round(p.limits.cutoff_c * 100)
+        self._init_faults(faults)
+        self._init_state()
+
+    def _init_emitters(self) -> None:
+        """Per channel: zone, tempco, heat, full drive and the seeded tolerance, as the engine."""
+        p = self.profile
+        self.ch_zone = [self._zone_index[c.zone] for c in p.channels]
         self._k = [c.tempco_pct_per_k / 100.0 for c in p.channels]
         self._hb = [c.heat_board_w_per_mw_cm2 for c in p.channels]
         self._hs = [c.heat_scalp_w_per_mw_cm2 for c in p.channels]
         self._d = [c.max_irradiance_mw_cm2 * p.sim.headroom for c in p.channels]
-        self.tolerance = [
-            max(-3 * sigma, min(3 * sigma, tol_rng.gauss(0.0, sigma))) if sigma > 0 else 0.0
-            for _ in p.channels
-        ]
+        self.tolerance = emitter_tolerances(p, self.seed)
         self._tf = [1.0 + t for t in self.tolerance]
-        models: dict[tuple[float, ...], ZoneThermal] = {}
-        self._thermal: list[ZoneThermal] = []
-        for z in p.zones:
-            consts = (
-                z.c_board_j_k,
-                z.c_scalp_j_k,
-                z.g_ambient_w_k,
-                z.g_contact_w_k,
-                z.g_tissue_w_k,
-                z.t_core_c,
-            )
-            if consts not in models:
-                models[consts] = ZoneThermal(z, self.ambient_c, T / 1000.0)
-            self._thermal.append(models[consts])
-        noise_rng = random.Random(f"{self.seed}:noise")
-        ns = p.sim.sensor_noise_c * 100.0
-        self._noise = [
-            round(max(-3.0, min(3.0, noise_rng.gauss(0.0, 1.0))) * ns) for _ in range(NOISE_TABLE)
-        ]
-        self._noise_max = max((abs(v) for v in self._noise), default=0)
-        self._cutoff_q = round(p.limits.cutoff_c * 100)
-        self._noise_mix = noise_rng.getrandbits(32)
-        self._noise_zone = [noise_rng.getrandbits(32) for _ in p.zones]
 
+    def _init_faults(self, faults: str | Iterable[Fault]) -> None:
+        """The faults and their targets, none active until :meth:`arm` schedules them."""
         fault_list = parse_faults(faults) if isinstance(faults, str) else list(faults)
         self.faults = fault_list
         self._targets = [self._resolve(f) for f in fault_list]
@@ -136,6 +120,8 @@ class Plant:
         self.brownout = False
         self.head_present = True
 
+    def _init_state(self) -> None:
+        """Every zone at its steady state, nothing emitted yet, every channel commanded off."""
         ss = [th.steady_state() for th in self._thermal]
         self.tb = [x[0] for x in ss]
         self.ts = [x[1] for x in ss]

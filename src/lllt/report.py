@@ -453,11 +453,9 @@ def _fluence_line(row: SessionRow) -> str:
 # --- HTML ----------------------------------------------------------------------------------
 
 
-def html_page(row: SessionRow, phases: list[PhaseRow], events: list[EventRow], png: bytes) -> str:
-    """A self-contained HTML page of the session: a summary table, the figure ``png``
-    embedded (base64), and tables of its phases and events."""
-    e = html.escape
-    summary = [
+def _summary_items(row: SessionRow) -> list[tuple[str, str | None]]:
+    """The summary table of a session page: (label, value), empty values left out later."""
+    return [
         ("session", f"{row.id} ({row.uuid})"),
         ("protocol", f"{row.protocol_id}: {row.protocol_name}"),
         ("protocol sha256", row.protocol_sha256),
@@ -475,26 +473,33 @@ def html_page(row: SessionRow, phases: list[PhaseRow], events: list[EventRow], p
         ("derated", f"yes (down to {row.min_derate_permille / 10:g} %)" if row.derated else "no"),
         ("research", "yes" if row.research else "no"),
     ]  # fmt: skip
+
+
+def _phase_cells(p: PhaseRow) -> tuple[object, ...]:
+    """One row of the phases table of a session page."""
+    return (
+        p.index,
+        p.name,
+        p.kind,
+        iso_utc(p.started_at) or "—",
+        iso_utc(p.ended_at) or "—",
+        _wl_text(p.planned_fluence),
+        _wl_text(p.delivered_fluence),
+        f"{p.min_derate_permille / 10:g} %" if p.derated else "no",
+    )
+
+
+def html_page(row: SessionRow, phases: list[PhaseRow], events: list[EventRow], png: bytes) -> str:
+    """A self-contained HTML page of the session: a summary table, the figure ``png``
+    embedded (base64), and tables of its phases and events."""
+    e = html.escape
     rows = "\n".join(
-        f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in summary if v not in ("", None)
+        f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>"
+        for k, v in _summary_items(row)
+        if v not in ("", None)
     )
     phase_rows = "\n".join(
-        "<tr>"
-        + "".join(
-            f"<td>{e(str(c))}</td>"
-            for c in (
-                p.index,
-                p.name,
-                p.kind,
-                iso_utc(p.started_at) or "—",
-                iso_utc(p.ended_at) or "—",
-                _wl_text(p.planned_fluence),
-                _wl_text(p.delivered_fluence),
-                f"{p.min_derate_permille / 10:g} %" if p.derated else "no",
-            )
-        )
-        + "</tr>"
-        for p in phases
+        "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in _phase_cells(p)) + "</tr>" for p in phases
     )
     event_rows = "\n".join(
         f"<tr><td>{e(iso_utc(ev.t, ms=True) or '')}</td><td>{e(ev.source)}</td>"
