@@ -437,7 +437,7 @@ class SimDevice(Engine):
             self._tel_plan,
             flags,
             self._derate,
-            cfg.supply,
+            cfg.sensed_at(ph.tick),
             ph.el & 0xFFFFFFFF,
             ph.sel & 0xFFFFFFFF,
             self.n_ch,
@@ -732,7 +732,7 @@ class SimDevice(Engine):
             if self._state == S.READY:
                 self._set_state(S.IDLE, reason, now)
         # emitters off in the current tick, so the next telemetry shows them off
-        self._cfg = self._build_cfg(self._ph)
+        self._cfg = self._build_cfg(self._ph, self._cfg.sensed_at(self._ph.tick))
         self._dirty = True
         self._end_sample = False  # the STATUS below is that sample
         if self._outbox is not None:
@@ -909,7 +909,11 @@ class SimDevice(Engine):
         self._send_unsolicited(wire.MsgType.RECORDS_END, end.payload(), now)
 
     def link_closed(self) -> None:
-        """The host's connection ended (a BLE disconnect): a report under way stops."""
+        """The host's connection ended (a BLE disconnect): a report under way stops, and
+        the bytes of a frame cut by the disconnect are dropped (wire spec, BLE transport),
+        as the firmware drops them (differential seed 4877: a HELLO whose delimiter was
+        corrupted swallowed the next connection's first request)."""
+        self._decoder.reset()
         if self._report_timer is not None:
             self._report_timer.cancel()
             self._report_timer = None

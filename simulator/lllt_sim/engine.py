@@ -150,8 +150,10 @@ class _Cfg:
         "session",
         "sp",
         "supply",
+        "supply_sensed",
         "tb_hi",
         "tb_lo",
+        "tick0",
         "ts_hi",
         "ts_lo",
         "var",
@@ -177,7 +179,20 @@ class _Cfg:
     over: bool  # some channel measures over its allowed output now
     jumpable: bool | None  # None: not worked out yet (eigen-decomposition on first use)
     due: int  # absolute tick of the next scheduled event
-    supply: int  # mV
+    supply: int  # mV, under this interval's load
+    tick0: int  # the tick the interval starts at (when it was built)
+    supply_sensed: int  # mV sensed at ``tick0``: under the load before it, as a board reads it
+
+    def sensed_at(self, tick: int) -> int:
+        """The supply a board reads at ``tick`` (mV) while this interval is driven: it
+        senses first and acts second, so at the interval's first tick the reading is still
+        the previous load's (differential seed 4877), and later this interval's."""
+        return self.supply_sensed if tick == self.tick0 else self.supply
+
+
+#: plant faults that change the emitters' load on the supply the moment they start or end
+#: (a head sensor or a thermistor fault changes a reading; the device's answer is an act)
+_LOAD_FAULTS = frozenset({"led_open", "stuck_on", "brownout"})
 
 
 def _fault_order(e: tuple[int, int, bool]) -> tuple[int, bool, int]:
@@ -404,7 +419,7 @@ class Engine:
             if self._has_event(nph, cfg):
                 return ph, cfg, dirty, True
             ph = nph
-            cfg = self._build_cfg(ph)
+            cfg = self._build_cfg(ph, cfg.sensed_at(ph.tick))
             dirty = False
             if ph.tick % ck == 0:
                 self._take_checkpoint(ph)
@@ -615,8 +630,9 @@ class Engine:
             return True
         return self._lease_expired and self._paused_host
 
-    def _build_cfg(self, ph: _Phys) -> _Cfg:
-        """The outputs for the interval starting at ``ph.tick`` (no side effects)."""
+    def _build_cfg(self, ph: _Phys, sensed_mv: int | None = None) -> _Cfg:
+        """The outputs for the interval starting at ``ph.tick`` (no side effects);
+        ``sensed_mv``: the supply read at that tick (None: this interval's own, at boot)."""
         cfg = _Cfg()
         step = self._plan_setpoints(ph, cfg)
         load = self._drive_channels(ph, cfg)
@@ -624,6 +640,8 @@ class Engine:
         cfg.emitting = any(m in (NORM, SAT, STUCK) for m in cfg.mode)
         cfg.jumpable = None
         cfg.supply = self._supply_mv(load / self.n_ch)
+        cfg.tick0 = ph.tick
+        cfg.supply_sensed = cfg.supply if sensed_mv is None else sensed_mv
         cfg.due = self._due(ph, cfg, step)
         return cfg
 
@@ -824,9 +842,16 @@ class Engine:
         t_abs = n * T
         cfg = self._cfg  # the interval that just ended
         boots = self.boot_count
+        # the supply a board senses at this tick: under the load of the interval that ended,
+        # or, when a plant fault changes now (an LED opens, a brown-out), under that load
+        # with the fault; either way before the device acts on what happens at the tick
+        sensed_mv = cfg.supply
+        load_changed = False
         while self._next_fault <= n:
-            self._apply_fault_change()
+            load_changed |= self._apply_fault_change() in _LOAD_FAULTS
             ph = self._ph  # a reboot resets the counters
+        if load_changed:
+            sensed_mv = self._build_cfg(ph).supply
         if self.boot_count == boots:
             self._hardware_interlocks(ph, cfg, t_abs)
         # else: the device booted in this tick; its first control tick, one tick later,
@@ -836,7 +861,7 @@ class Engine:
         # policy interlocks
         if self._session is not None:
             self._policy_checks(t_abs)
-        self._cfg = self._build_cfg(self._ph)
+        self._cfg = self._build_cfg(self._ph, sensed_mv)
         self._dirty = False
         if n % self._ck_ticks == 0:
             self._take_checkpoint(self._ph)
@@ -1122,7 +1147,8 @@ class Engine:
         self._next_fault = sched[0][0] if sched else INF
         self._dirty = True
 
-    def _apply_fault_change(self) -> None:
+    def _apply_fault_change(self) -> str:
+        """Start or end the next scheduled fault; returns its name."""
         tick, idx, on = self._fault_sched.pop(0)
         self._next_fault = self._fault_sched[0][0] if self._fault_sched else INF
         f = self.faults[idx]
@@ -1148,6 +1174,7 @@ class Engine:
         elif name == "reboot":
             self._reboot(tick)
         self._dirty = True
+        return name
 
     def _reboot(self, tick: int) -> None:
         """Watchdog reset: emitters off, RAM lost, records kept, BOOT event."""

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes as C
-import hashlib
 import math
 import os
 import random
@@ -308,8 +307,9 @@ class FirmwareDevice:
         return now if now > self._now else self._now
 
     def _boot(self, cause: int, at: int) -> None:
+        # the nonce stream is drawn once per power-on; a watchdog reset continues it, as
+        # the simulator's does
         self._boot_abs = at
-        self._rng = None
         self._booted = True
         self._lib.lllt_fw_boot(self._fw, cause, at)
         self._flush_out(at)
@@ -639,10 +639,14 @@ class FirmwareDevice:
                 data = os.urandom(n)
             else:
                 if self._rng is None:
-                    # reproducible from the seed, but never the same twice across boots:
-                    # the persistent storage (boot count included) is mixed in
-                    digest = hashlib.sha256(bytes(self._nv)).hexdigest()
-                    self._rng = random.Random(f"{self.seed}:{digest}:nonce")
+                    # reproducible from the seed, never the same twice across power cycles
+                    # (the boot count, kept in flash, is mixed in), and the simulator's own
+                    # stream: the same seed gives the same nonces, so the frames are the
+                    # same bytes and a seeded link fault hits the same bytes on both
+                    # (differential seed 4877: a nonce with one more zero byte made a
+                    # HELLO_INFO one byte longer, and every later flip landed elsewhere)
+                    boot = self.snapshot()["boot_count"]
+                    self._rng = random.Random(f"{self.seed}:{boot}:nonce")
                 data = self._rng.randbytes(n)
             C.memmove(buf, data, n)
             return 1

@@ -121,3 +121,18 @@ def test_same_seed_same_bytes_at_every_speed() -> None:
     assert len(dec.feed(fast)) > 300 and dec.stats.crc_errors > 0  # the link was lossy
     other = simulate(body, seed=8, faults=faults, speed=None)
     assert other != fast
+
+
+def test_a_frame_cut_by_a_disconnect_is_dropped() -> None:
+    """Wire spec (transports): bytes of a frame cut by a disconnect are discarded, so the
+    next connection's first request is answered (the firmware does the same; a sim that
+    kept them swallowed that request: differential seed 4877)."""
+
+    async def body(h: Host) -> None:
+        cut = W.encode_frame(W.MsgType.GET_STATUS, 7)[:-4]  # no delimiter: a frame cut short
+        h.dev.feed(cut)
+        h.dev.link_closed()
+        st = h.status()
+        assert isinstance(st, W.Status)
+
+    simulate(body)
