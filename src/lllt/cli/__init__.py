@@ -9,6 +9,7 @@ input, 3 device or link problem, 130 stopped by the user with the emitters confi
 
 from __future__ import annotations
 
+import os
 import sys
 
 from lllt.cli._app import app
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     # it inherited: the prompt ends, and a session stops through its one stop path.
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # lllt's models use no pydantic plugin; without this, the first model built scans the
+    # metadata of every installed package for one (a few ms on each command that reads a
+    # protocol). Set the variable to "" to have plugins loaded anyway.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     code = run_app(app, argv)
     sys.exit(code)
 

@@ -126,7 +126,8 @@ def _safety(
     path: str, info: DeviceInfo, limits: Any, db: str | None, research: bool
 ) -> dict[str, Any]:
     """The preflight analysis of `lllt run`, without a connection: idle scalp at 25 °C."""
-    from lllt.clock import wall_time
+    import time
+
     from lllt.plan import compile as compile_plan
     from lllt.protocol import load_protocol, resolve
     from lllt.safety import StoreHistory, analyze
@@ -140,7 +141,9 @@ def _safety(
         with Store.open(db, create=False) as store:
             history = StoreHistory(store, simulated=info.simulated)
     # a check analyses; `lllt run` enforces the research flag (the table says it is needed)
-    out = analyze(plan, info, limits, history, wall_time(), research_ok=True)
+    # no event loop runs in a check, so the host's timeline is the system clock (what
+    # lllt.clock.wall_time returns here), read without importing asyncio for it
+    out = analyze(plan, info, limits, history, time.time(), research_ok=True)
     if protocol.research and not research:
         # one statement, not two that contradict: the flag was not given here
         out["reasons"] = [r for r in out["reasons"] if r.get("constraint") != "research_flag"]
