@@ -224,14 +224,7 @@ def zone_models(profile: Profile, ambient_c: float, tick_ms: int) -> list[ZoneTh
     models: dict[tuple[float, ...], ZoneThermal] = {}
     out = []
     for z in profile.zones:
-        consts = (
-            z.c_board_j_k,
-            z.c_scalp_j_k,
-            z.g_ambient_w_k,
-            z.g_contact_w_k,
-            z.g_tissue_w_k,
-            z.t_core_c,
-        )
+        consts = z.thermal_constants
         if consts not in models:
             models[consts] = ZoneThermal(z, ambient_c, tick_ms / 1000.0)
         out.append(models[consts])

@@ -163,7 +163,7 @@ class _SharedLink(Transport):
     OPTIONS: ClassVar[dict[str, str]] = {}
     FORM: ClassVar[str] = "explore://"
 
-    def __init__(self, url: DeviceURL, handle: SimHandle) -> None:
+    def __init__(self, url: DeviceURL, handle: CapHandle) -> None:
         super().__init__(url)
         self.handle = handle
         self.dead = False  # the host process was killed: this link never works again
@@ -197,7 +197,57 @@ class _SharedLink(Transport):
         self._lost(ConnectionError("another connection replaced this one"))
 
 
-class SimHandle:
+class CapHandle:
+    """What the simulator's and the firmware's handles share: the one host link a cap has
+    at a time, the telemetry switched off while nobody listens, the trace of power events.
+
+    A subclass sets ``device`` (the running cap or None), ``truth`` and ``attached``.
+    """
+
+    device: Any
+    truth: Truth
+    attached: _SharedLink | None
+
+    def attach(self, link: _SharedLink) -> None:
+        """Make ``link`` the cap's host connection; the previous one is told it was replaced."""
+        old = self.attached
+        self.attached = link
+        if old is not None and old is not link:
+            old.replaced()
+
+    def detach(self, link: _SharedLink) -> None:
+        """Drop ``link`` if it is the cap's current connection: the cap sees its link closed, and
+        its telemetry goes off unless a session runs."""
+        if self.attached is link:
+            self.attached = None
+            if self.device is not None:
+                self.device.link_closed()
+                self._quiet()
+
+    def _quiet(self) -> None:
+        """Nobody listens and nothing runs: telemetry off until a host sets its rate (the
+        idle hours between sessions then cost nothing; the next host sets its own rate).
+        Both handles do it, so that the simulator and the firmware send the same."""
+        if self.device is not None and self.attached is None and self.truth.running is None:
+            self.device.feed(
+                W.encode_frame(int(W.MsgType.SET_TELEMETRY), 0x7F00, W.SetTelemetry(0).payload())
+            )
+
+    def _from_device(self, data: bytes) -> None:
+        if self.attached is not None:
+            self.attached.from_device(data)
+
+    def _snap(self, kind: str, **data: Any) -> None:
+        t = asyncio.get_running_loop().time()
+        self.truth.trace.append({"t_ms": round(t * 1000), "kind": kind, **data})
+
+    @property
+    def busy(self) -> bool:
+        """True while a session runs on the cap."""
+        return self.truth.running is not None
+
+
+class SimHandle(CapHandle):
     """One simulated cap (``lllt_sim.device.SimDevice``) and its ground truth."""
 
     scheme = "sim"
@@ -264,11 +314,6 @@ class SimHandle:
                 await asyncio.wait_for(self._task, 1.0)
             self._task = None
 
-    @property
-    def busy(self) -> bool:
-        """True while a session runs on the simulated cap."""
-        return self.truth.running is not None
-
     def final_records(self) -> tuple[W.SessionRecord, ...]:
         """The cap's session records; when it is off, those kept at the last session end or
         reset."""
@@ -283,30 +328,6 @@ class SimHandle:
         options = {"link": link, "link_seed": str(link_seed)} if link else {}
         url = DeviceURL(f"sim://{self.spec.profile}?{self.spec.query()}", "sim", "", options)
         return _SharedLink(url, self)
-
-    def attach(self, link: _SharedLink) -> None:
-        """Make ``link`` the cap's host connection; the previous one is told it was replaced."""
-        old = self.attached
-        self.attached = link
-        if old is not None and old is not link:
-            old.replaced()
-
-    def detach(self, link: _SharedLink) -> None:
-        """Drop ``link`` if it is the cap's current connection: the cap sees its link closed, and
-        its telemetry goes off unless a session runs."""
-        if self.attached is link:
-            self.attached = None
-            if self.device is not None:
-                self.device.link_closed()
-                self._quiet()
-
-    def _quiet(self) -> None:
-        """Nobody listens and nothing runs: telemetry off until a host sets its rate (the
-        idle hours between sessions then cost nothing; the next host sets its own rate)."""
-        if self.device is not None and self.attached is None and self.truth.running is None:
-            self.device.feed(
-                W.encode_frame(int(W.MsgType.SET_TELEMETRY), 0x7F00, W.SetTelemetry(0).payload())
-            )
 
     def side_channel(self, data: bytes) -> bool:
         """Bytes from a second wired client (its replies go where the device's output
@@ -323,17 +344,9 @@ class SimHandle:
         dev.feed(data)
         return not drop and rate == 0.0
 
-    def _from_device(self, data: bytes) -> None:
-        if self.attached is not None:
-            self.attached.from_device(data)
-
     # --- ground truth ---------------------------------------------------------------------------
     def _loop_t(self, dev: Any, abs_ms: int) -> float:
         return float(dev._t0) + abs_ms / 1000.0
-
-    def _snap(self, kind: str, **data: Any) -> None:
-        loop = asyncio.get_running_loop()
-        self.truth.trace.append({"t_ms": round(loop.time() * 1000), "kind": kind, **data})
 
     def _end(self, s: TrueSession, dev: Any, outcome: str, t: float) -> None:
         from lllt_sim.engine import _u2uj

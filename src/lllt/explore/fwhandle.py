@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lllt import wire as W
-from lllt.explore.adapter import TrueSession, Truth, _enum, _sample, _SharedLink
+from lllt.explore.adapter import CapHandle, TrueSession, Truth, _enum, _sample, _SharedLink
 from lllt.transport import DeviceURL
 from lllt.transport.base import Transport
 
@@ -31,7 +31,7 @@ def explorer_handle(spec: Any, workdir: Path) -> Any:
     return FwHandle(spec, workdir)
 
 
-class FwHandle:
+class FwHandle(CapHandle):
     """A firmware cap (``lllt_sim.fwdevice.FirmwareDevice``) and its ground truth."""
 
     scheme = "fw"
@@ -107,11 +107,6 @@ class FwHandle:
                 await asyncio.wait_for(self._task, 1.0)
             self._task = None
 
-    @property
-    def busy(self) -> bool:
-        """True while a session runs on the firmware."""
-        return self.truth.running is not None
-
     def final_records(self) -> tuple[W.SessionRecord, ...]:
         """The firmware's session records; when it is off, those read at the last power-off."""
         if self.device is None:
@@ -126,32 +121,7 @@ class FwHandle:
         query = f"speed=max&seed={s.seed}&ambient={s.ambient_c:g}"
         options = {"link": link, "link_seed": str(link_seed)} if link else {}
         url = DeviceURL(f"fw://{s.profile}?{query}", "fw", "", options)
-        return _SharedLink(url, self)  # type: ignore[arg-type]
-
-    def attach(self, link: Any) -> None:
-        """Make ``link`` the cap's host connection; the previous one is told it was replaced."""
-        old = self.attached
-        self.attached = link
-        if old is not None and old is not link:
-            old.replaced()
-
-    def detach(self, link: Any) -> None:
-        """Drop ``link`` if it is the cap's current connection: the cap sees its link closed, and
-        its telemetry goes off unless a session runs."""
-        if self.attached is link:
-            self.attached = None
-            if self.device is not None:
-                self.device.link_closed()
-                self._quiet()
-
-    def _quiet(self) -> None:
-        """Nobody listens and nothing runs: telemetry off until a host sets its rate (as
-        the explorer's simulator handle does, so that both devices send the same)."""
-        if self.device is not None and self.attached is None and self.truth.running is None:
-            frame = W.encode_frame(
-                int(W.MsgType.SET_TELEMETRY), 0x7F00, W.SetTelemetry(0).payload()
-            )
-            self.device.feed(frame)
+        return _SharedLink(url, self)
 
     def side_channel(self, data: bytes) -> bool:
         """Bytes from a second wired client, as the simulator's handle takes them. False
@@ -172,17 +142,9 @@ class FwHandle:
         dev.feed(data)
         return not drop and rate == 0.0
 
-    def _from_device(self, data: bytes) -> None:
-        if self.attached is not None:
-            self.attached.from_device(data)
-
     # --- ground truth ----------------------------------------------------------------------
     def _loop_t(self, abs_ms: int) -> float:
         return float(self.device._t0) + abs_ms / 1000.0
-
-    def _snap(self, kind: str, **data: Any) -> None:
-        t = asyncio.get_running_loop().time()
-        self.truth.trace.append({"t_ms": round(t * 1000), "kind": kind, **data})
 
     def _observe_in(self, at: int, data: bytes) -> None:
         for f in self._in.feed(data):

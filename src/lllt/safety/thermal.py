@@ -484,16 +484,7 @@ def _group_zones(plan: SessionPlan, starts: list[tuple[float, float]]) -> _Layou
             loads[zi].append(tuple(sorted(per_zone[zi])))
     groups: dict[tuple[Any, ...], list[int]] = {}
     for zi, z in enumerate(zones):
-        key = (
-            z.c_board_j_k,
-            z.c_scalp_j_k,
-            z.g_ambient_w_k,
-            z.g_contact_w_k,
-            z.g_tissue_w_k,
-            z.t_core_c,
-            starts[zi],
-            tuple(loads[zi]),
-        )
+        key = (z.thermal_constants, starts[zi], tuple(loads[zi]))
         groups.setdefault(key, []).append(zi)
     members = list(groups.values())
     return _Layout(members, [m[0] for m in members], zone_of_channel)

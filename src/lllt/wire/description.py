@@ -29,6 +29,20 @@ class ZoneInfo:
     g_tissue_w_k: float  # scalp to perfused tissue conductance
     t_core_c: float  # perfused tissue temperature
 
+    @property
+    def thermal_constants(self) -> tuple[float, float, float, float, float, float]:
+        """The constants of the zone's thermal model, in field order: two zones with equal
+        constants heat alike under equal load (the simulator and the thermal prediction
+        share one model between such zones)."""
+        return (
+            self.c_board_j_k,
+            self.c_scalp_j_k,
+            self.g_ambient_w_k,
+            self.g_contact_w_k,
+            self.g_tissue_w_k,
+            self.t_core_c,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelInfo:
@@ -123,15 +137,7 @@ class HelloInfo(Message):
         for z in self.zones:
             out.append(z.id)
             out += _str(z.name)
-            out += _ZONE_F.pack(
-                z.area_cm2,
-                z.c_board_j_k,
-                z.c_scalp_j_k,
-                z.g_ambient_w_k,
-                z.g_contact_w_k,
-                z.g_tissue_w_k,
-                z.t_core_c,
-            )
+            out += _ZONE_F.pack(z.area_cm2, *z.thermal_constants)
         out.append(len(self.channels))
         for c in self.channels:
             out += _CHAN.pack(
