@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
@@ -421,8 +422,38 @@ _FLAGS: dict[int, TelemetryFlag] = {}
 
 
 @functools.cache
-def _tel_body(n: int, nz: int) -> struct.Struct:
-    return struct.Struct(f"<{'HHI' * n}{nz + 1}h")
+def _tel_layout(n: int, nz: int) -> tuple[struct.Struct, Callable[[tuple[int, ...]], Any]]:
+    """The whole TELEMETRY payload of ``n`` channels and ``nz`` zones as one struct, and a
+    function made for that layout that turns its integers into the message's arrays.
+
+    Every frame goes through here, so the function is generated (as ``namedtuple`` makes
+    its methods): one tuple display per array, indices as constants, no loop or slice.
+    Its arithmetic is that of the wire's units: ``/ 100`` for 0.01 mW/cm² and 0.01 °C,
+    ``/ 1e6`` for µJ/cm², and TEMP_UNKNOWN read as None.
+    """
+    fmt = _TEL_HEAD.format + "HHI" * n + f"{nz + 1}h"
+    first = len(_TEL_HEAD.unpack(bytes(_TEL_HEAD.size)))
+
+    def arr(items: list[str]) -> str:
+        return "(" + "".join(f"{x}, " for x in items) + ")"
+
+    def temp(i: int) -> str:
+        return f"None if v[{i}] == {TEMP_UNKNOWN} else v[{i}] / 100"
+
+    ch = [first + 3 * i for i in range(n)]
+    zs = [first + 3 * n + z for z in range(nz)]
+    body = ", ".join(
+        [
+            arr([f"v[{i}] / 100" for i in ch]),
+            arr([f"v[{i + 1}] / 100" for i in ch]),
+            arr([f"v[{i + 2}] / 1e6" for i in ch]),
+            arr([temp(i) for i in zs]),
+            temp(first + 3 * n + nz),
+        ]
+    )
+    namespace: dict[str, Any] = {}
+    exec(f"def arrays(v):\n    return {body}\n", namespace)  # the text built above
+    return struct.Struct(fmt), namespace["arrays"]
 
 
 _TEL_CH = struct.Struct("<HHI")
@@ -479,41 +510,24 @@ class Telemetry(Message):
 
     @classmethod
     def parse(cls, payload: bytes) -> Telemetry:
+        size = len(payload)
+        if size < _TEL_HEAD.size:
+            raise WireError("TELEMETRY payload is truncated")
+        n, nz = payload[_TEL_HEAD.size - 2], payload[_TEL_HEAD.size - 1]
+        layout, arrays = _tel_layout(n, nz)
+        if size != layout.size:
+            raise WireError(f"{cls.TYPE.name} payload must be {layout.size} bytes, got {size}")
+        v = layout.unpack(payload)
         try:
-            (t, boots, state, step, pid, flags, derate, mv, el, sel, n, nz) = _TEL_HEAD.unpack_from(
-                payload, 0
-            )
-        except struct.error:
-            raise WireError("TELEMETRY payload is truncated") from None
-        expect = _TEL_HEAD.size + n * _TEL_CH.size + 2 * nz + 2
-        if len(payload) != expect:
-            raise WireError(f"{cls.TYPE.name} payload must be {expect} bytes, got {len(payload)}")
-        vals = _tel_body(n, nz).unpack_from(payload, _TEL_HEAD.size)
-        # every frame goes through here: list comprehensions and cached enum members
-        temps = [None if v == TEMP_UNKNOWN else v / 100 for v in vals[3 * n :]]
-        try:
-            state_member = _STATES[state]
+            state = _STATES[v[2]]
         except IndexError:
-            raise WireError(f"{state} is not a valid State") from None
-        flag = _FLAGS.get(flags)
+            raise WireError(f"{v[2]} is not a valid State") from None
+        flag = _FLAGS.get(v[5])
         if flag is None:
-            flag = _FLAGS.setdefault(flags, TelemetryFlag(flags))
+            flag = _FLAGS.setdefault(v[5], TelemetryFlag(v[5]))
+        sp, irr, fl, temps, ambient = arrays(v)
         return cls(
-            t,
-            boots,
-            state_member,
-            step,
-            pid,
-            flag,
-            derate,
-            mv,
-            el,
-            sel,
-            tuple([v / 100 for v in vals[0 : 3 * n : 3]]),
-            tuple([v / 100 for v in vals[1 : 3 * n : 3]]),
-            tuple([v / 1e6 for v in vals[2 : 3 * n : 3]]),
-            tuple(temps[:nz]),
-            temps[nz],
+            v[0], v[1], state, v[3], v[4], flag, v[6], v[7], v[8], v[9], sp, irr, fl, temps, ambient
         )
 
     @property
