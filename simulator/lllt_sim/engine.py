@@ -392,7 +392,7 @@ class Engine:
             if cfg.jumpable is None:
                 cfg.jumpable = all(st.can_jump() for st in cfg.zsteps)
             if not (dirty or cfg.ramping or cfg.over or not cfg.jumpable):
-                limit = min(target, cfg.due - 1, (ph.tick // ck + 1) * ck)
+                limit = min(target, cfg.due - 1, self._lease_tick() - 1, (ph.tick // ck + 1) * ck)
                 n = limit - ph.tick
                 while n > 0:
                     nph = self._jump(ph, cfg, n)
@@ -797,6 +797,15 @@ class Engine:
             scalp_max_c.append(hi)
         return scalp_min_c, scalp_max_c
 
+    def _lease_tick(self) -> int:
+        """Absolute tick at which the live lease runs out (INF: none runs).
+
+        A renewal only moves it later, so a state computed ahead up to the old deadline
+        stays right (``SimDevice._keeps_plan``)."""
+        if self._session is None or self._lease_expired:
+            return INF
+        return -(-self._lease_deadline // self.tick_ms)
+
     def _due(self, ph: _Phys, cfg: _Cfg, step: plans.Step | None) -> int:
         """Absolute tick of the next event that can be computed in advance."""
         T = self.tick_ms
@@ -805,8 +814,8 @@ class Engine:
         if t == self._boot_tick:
             due = t + 1  # the first control tick after a boot checks the interlocks
         if self._session is not None:
-            if not self._lease_expired:
-                due = min(due, -(-self._lease_deadline // T))
+            # the lease deadline is not among them: a heartbeat moves it every second, and
+            # a computed interval would end at each old one; _lease_tick reads it live
             if not self._head:
                 due = min(due, -(-(self._head_off_ms + self._head_abort_ms) // T))
             if cfg.running and step is not None:
