@@ -61,7 +61,9 @@ class Qemu:
 @pytest.fixture
 def qemu() -> Iterator[Qemu]:
     _build()
-    q = Qemu("--speed", "50", "--faults", "overtemp:2@4s")
+    # 10x: the image's watchdog (100 ms of device time) is then 10 ms of host time; at 50x
+    # (2 ms) a loaded machine stalled QEMU long enough to reset the image mid-session
+    q = Qemu("--speed", "10", "--faults", "overtemp:2@4s")
     yield q
     q.stop()
 
@@ -70,7 +72,7 @@ def test_qemu_runs_a_session_and_cuts_off_when_hot(qemu: Qemu) -> None:
     async def body() -> tuple[wire.SessionRecord, wire.SessionRecord]:
         async with Cap.connect(qemu.url) as cap:
             hello = cap.info.hello
-            assert hello.model == "lllt reference cap" and hello.clock_rate == 50.0
+            assert hello.model == "lllt reference cap" and hello.clock_rate == 10.0
             assert hello.max_payload == 1536  # the small part takes smaller frames
             step = wire.PlanStep(
                 wire.StepKind.DURATION, 2000, 0, 0.0, 100.0, (wire.ChannelSetpoint(4, 5.0),)
@@ -136,3 +138,56 @@ def test_every_boot_answers_the_handshake() -> None:
             except Exception as err:  # any failure is a deaf boot
                 deaf.append(f"boot {boot}: {type(err).__name__}: {err}")
     assert not deaf, "\n".join(deaf)
+
+
+def test_a_reset_keeps_the_records_as_flash_would() -> None:
+    """A system reset (here QEMU's, as a watchdog or a debugger would make one) keeps the
+    persistent storage: the session that was running is in the records after the reboot,
+    ended by the power loss, and the boot count has gone up. The image once erased its
+    storage at every boot without ``--state``, so a watchdog reset left no records at all."""
+    import json
+    import socket
+    import tempfile
+    from pathlib import Path
+
+    from lllt_sim import fwharness
+
+    _build()
+    qmp_path = Path(tempfile.mkdtemp(prefix="lllt-qmp-")) / "qmp.sock"
+    extra = ["-qmp", f"unix:{qmp_path},server=on,wait=off"]
+
+    def system_reset() -> None:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(qmp_path))
+            f = sock.makefile("rw")
+            f.readline()  # the greeting
+            for command in ("qmp_capabilities", "system_reset"):
+                f.write(json.dumps({"execute": command}) + "\n")
+                f.flush()
+                while "return" not in json.loads(f.readline()):
+                    pass  # an event before the reply
+
+    async def body() -> tuple[int, tuple[wire.SessionRecord, ...], int]:
+        async with Cap.connect(server.url) as cap:
+            step = wire.PlanStep(
+                wire.StepKind.DURATION, 600_000, 0, 0.0, 100.0, (wire.ChannelSetpoint(4, 5.0),)
+            )
+            await cap.upload(
+                wire.UploadPlan(
+                    plan_id=21, policy=wire.LinkPolicy.FINISH, lease_ms=60_000, steps=(step,)
+                )
+            )
+            await cap.start(21)
+            await asyncio.sleep(0.5)
+            before = (await cap.status()).boot_count
+        system_reset()
+        await asyncio.sleep(0.5)
+        async with Cap.connect(server.url) as cap:
+            return before, await cap.records(), (await cap.status()).boot_count
+
+    with fwharness.QemuFirmware(None, "--speed", "10", extra=extra) as server:
+        before, records, after = asyncio.run(body())
+    assert after == before + 1
+    assert records, "the reset erased the records"
+    assert records[0].plan_id == 21 and records[0].boot_count == before
+    assert records[0].outcome == wire.Outcome.POWER_LOSS

@@ -40,6 +40,13 @@
 /* the emulated flash of the persistent storage: SSRAM1 beyond the 64 KB of code */
 #define NV_BASE ((uint8_t *)0x00300000u)
 #define NV_PORT (NV_BASE + LLLT_NV_SIZE) /* the port's own: the device secret */
+/* Two words after them that a system reset keeps, as it keeps the rest of SSRAM1, and a
+ * power-on does not (QEMU starts with RAM zeroed): WARM_MAGIC once the board has booted,
+ * and the cause of the last reset. A watchdog reset thus keeps the storage, as flash
+ * would; only a power-on without --state starts from blank storage. */
+#define NV_WARM REG((uintptr_t)NV_PORT + 32u)
+#define NV_RESET_CAUSE REG((uintptr_t)NV_PORT + 36u)
+#define WARM_MAGIC 0x544C4C4Cu
 
 static lllt_core_t CORE;
 static plant_t PLANT;
@@ -84,6 +91,7 @@ void systick_handler(void)
     if (ms_since_kick > WATCHDOG_MS) {
         /* the main loop stalled: dark first, then reset */
         emitters_off_now();
+        NV_RESET_CAUSE = LL_BOOT_WATCHDOG;
         SCB_AIRCR = 0x05FA0004u;
         for (;;) {
         }
@@ -128,6 +136,7 @@ void hard_fault_c(uint32_t *frame)
         return;
     }
     emitters_off_now();
+    NV_RESET_CAUSE = LL_BOOT_SOFTWARE;
     SCB_AIRCR = 0x05FA0004u;
     for (;;) {
     }
@@ -377,7 +386,12 @@ int main(void)
             semi_write0("\n");
         }
     }
-    memset(NV_BASE, 0xFF, LLLT_NV_SIZE + 32);
+    const bool warm = NV_WARM == WARM_MAGIC;
+    if (!warm) {
+        memset(NV_BASE, 0xFF, LLLT_NV_SIZE + 32);
+        NV_WARM = WARM_MAGIC;
+        NV_RESET_CAUSE = LL_BOOT_POWER_ON;
+    }
     if ((v = arg_after("--state")) != NULL) {
         copy_word(v, path, sizeof path);
         /* semihosting open modes: 1 "rb", 3 "r+b", 9 "ab" */
@@ -415,7 +429,8 @@ int main(void)
         .key = NULL,
     };
     core_init(&CORE, NULL, &HW, &cfg);
-    core_boot(&CORE, LL_BOOT_POWER_ON);
+    core_boot(&CORE, warm ? (uint8_t)NV_RESET_CAUSE : (uint8_t)LL_BOOT_POWER_ON);
+    NV_RESET_CAUSE = LL_BOOT_SOFTWARE; /* a reset by anything else (a debugger, SYSRESETREQ) */
     NVIC_ISER0 = 1u << 0; /* UART0 RX */
 
     for (;;) {
