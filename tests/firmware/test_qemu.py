@@ -146,6 +146,7 @@ def test_a_reset_keeps_the_records_as_flash_would() -> None:
     ended by the power loss, and the boot count has gone up. The image once erased its
     storage at every boot without ``--state``, so a watchdog reset left no records at all."""
     import json
+    import shutil
     import socket
     import tempfile
     from pathlib import Path
@@ -185,8 +186,11 @@ def test_a_reset_keeps_the_records_as_flash_would() -> None:
         async with Cap.connect(server.url) as cap:
             return before, await cap.records(), (await cap.status()).boot_count
 
-    with fwharness.QemuFirmware(None, "--speed", "10", extra=extra) as server:
-        before, records, after = asyncio.run(body())
+    try:
+        with fwharness.QemuFirmware(None, "--speed", "10", extra=extra) as server:
+            before, records, after = asyncio.run(body())
+    finally:
+        shutil.rmtree(qmp_path.parent, ignore_errors=True)
     assert after == before + 1
     assert records, "the reset erased the records"
     assert records[0].plan_id == 21 and records[0].boot_count == before
