@@ -421,7 +421,8 @@ _STATES = tuple(State)
 _FLAGS: dict[int, TelemetryFlag] = {}
 
 
-@functools.cache
+# bounded: the counts come from the device, and bad bytes must not grow the cache without end
+@functools.lru_cache(maxsize=16)
 def _tel_layout(n: int, nz: int) -> tuple[struct.Struct, Callable[[tuple[int, ...]], Any]]:
     """The whole TELEMETRY payload of ``n`` channels and ``nz`` zones as one struct, and a
     function made for that layout that turns its integers into the message's arrays.
