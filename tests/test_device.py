@@ -405,3 +405,71 @@ def test_cli_run_without_dev_key_prints_no_warning(tmp_path: object) -> None:
     out = _run_cli(tmp_path)
     assert out.returncode == 0, out.stderr
     assert "development key" not in out.stderr
+
+
+# --- Subscription.take_inline: a consumer that takes messages as they arrive -----------------
+
+
+def _telemetry_frames(seqs: range) -> list[bytes]:
+    tel = W.Telemetry(
+        0, 1, W.State.IDLE, 255, 0, W.TelemetryFlag(0), 1000, 5000, 0, 0, (), (), (), (), None
+    )
+    return [W.encode_frame(W.MsgType.TELEMETRY, s, tel.payload()) for s in seqs]
+
+
+def test_take_inline_takes_while_the_consumer_waits_and_buffers_in_order_otherwise() -> None:
+    """Messages that arrive while the consumer waits on an empty buffer go to the taker as
+    they come; what it returns is what ``get`` gives; while the consumer is busy messages
+    are buffered, and ``get`` gives them in order without the taker."""
+    taken: list[int] = []
+
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        loop = asyncio.get_running_loop()
+        for k, data in enumerate(_telemetry_frames(range(20, 26))):
+            loop.call_later(0.01 * (k + 1), t._received, data)
+        t.reply(W.Ack(), frame.seq)
+
+    async def body(cap: Cap) -> None:
+        sub = cap.telemetry()
+        seqs: dict[int, int] = {}
+
+        def take(msg: object) -> object:
+            seq = cap._unsolicited_seq
+            assert seq is not None
+            taken.append(seq)
+            seqs[id(msg)] = seq
+            return msg if seq in (22, 25) else None  # hand two of them over
+
+        sub.take_inline(take)
+        await cap.heartbeat()
+        first = await sub.get(1.0)  # 20 and 21 taken inline; 22 handed over
+        assert taken == [20, 21, 22] and seqs[id(first)] == 22
+        await asyncio.sleep(0.035)  # busy: 23, 24, 25 arrive and are buffered
+        assert taken == [20, 21, 22] and sub.pending() == 3
+        await sub.get(1.0)
+        await sub.get(1.0)
+        await sub.get(1.0)
+        assert taken == [20, 21, 22] and sub.pending() == 0
+        sub.take_inline(None)
+
+    run(hello_then(handler), body)
+
+
+def test_what_the_inline_taker_raises_is_raised_by_get() -> None:
+    def handler(t: FakeTransport, frame: W.Frame) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, t._received, _telemetry_frames(range(5, 6))[0])
+        t.reply(W.Ack(), frame.seq)
+
+    async def body(cap: Cap) -> None:
+        sub = cap.telemetry()
+
+        def take(msg: object) -> object:
+            raise ZeroDivisionError("a bug in the consumer")
+
+        sub.take_inline(take)
+        await cap.heartbeat()
+        with pytest.raises(ZeroDivisionError, match="a bug in the consumer"):
+            await sub.get(1.0)
+
+    run(hello_then(handler), body)

@@ -157,15 +157,39 @@ class Subscription(AsyncIterator[Any]):
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
         self._closed = False
+        self._inline: Callable[[Any], Any] | None = None
         self.dropped = 0
+
+    def take_inline(self, fn: Callable[[Any], Any] | None) -> None:
+        """Let ``fn(message)`` take messages as they arrive, while the consumer waits in
+        :meth:`get` on an empty buffer (None: stop).
+
+        ``fn`` runs synchronously in the receive path, exactly where the consumer would
+        next have run, and returns None when it has dealt with the message, or what
+        :meth:`get` is to return in its stead (the message itself, or the consumer's
+        verdict on it). A message that arrives while the consumer is busy, or behind
+        others, is buffered as usual, so messages are taken in order, one at a time.
+        What ``fn`` raises ends the stream with that error, raised by :meth:`get`.
+        This saves a wake-up of the consumer's task per message: a session's telemetry.
+        """
+        self._inline = fn
 
     def _push(self, item: Any) -> None:
         items = self._items
+        waiter = self._waiter
+        inline = self._inline
+        if inline is not None and not items and waiter is not None and not waiter.done():
+            try:
+                item = inline(item)
+            except Exception as err:  # the consumer's bug: its get() raises it
+                self._fail(err)
+                return
+            if item is None:
+                return
         items.append(item)
         if len(items) > self._maxlen:
             items.popleft()
             self.dropped += 1
-        waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 

@@ -204,6 +204,16 @@ class _Silence:
         self.action = action
 
 
+class _Taken:
+    """A frame the supervision loop took as it arrived, with the monitor's verdict on it
+    (None: nothing to act on, but the loop's wait is over)."""
+
+    __slots__ = ("action",)
+
+    def __init__(self, action: MonitorAction | None) -> None:
+        self.action = action
+
+
 # --- reconciliation ------------------------------------------------------------------------
 
 
@@ -575,10 +585,14 @@ class SessionRunner:
         self._end = None
         try:
             while not watch.done:
+                stream = watch.stream  # _act may replace it (a link won back)
+                stream.take_inline(self._inline_taker(monitor, watch, loop))
                 try:
-                    msg = await watch.stream.get()
+                    msg = await stream.get()
                 except LinkLost as err:
                     msg = _Silence(MonitorAction(ActionKind.LINK_FAULT, "link_lost", err.message))
+                finally:
+                    stream.take_inline(None)
                 action = await self._take(msg, monitor, watch, loop.time())
                 if action is None or action.kind is ActionKind.CONTINUE:
                     continue
@@ -608,26 +622,7 @@ class SessionRunner:
             rec.sample(clock.wall_time(), msg)
             return None
         if type(msg) is W.Telemetry:
-            if self._stale(msg):
-                return None  # overtaken on the link by a newer one: no evidence now
-            self._last = msg
-            if msg.derate_permille < self._min_permille:
-                self._min_permille = msg.derate_permille
-            action = monitor.on_telemetry(msg, now)
-            rec.sample(clock.wall_time(), msg)
-            self.obs.telemetry(msg)
-            if msg.state in _ACTIVE and msg.plan_id == self.plan_id:
-                watch.running = True
-                watch.idle_frames = 0
-            elif watch.running:
-                # no longer running our plan: its SESSION_END may have been lost on a noisy
-                # link, so a few such frames end the wait; the device's record then says
-                # how the session ended
-                watch.idle_frames += 1
-                if watch.idle_frames >= 3:
-                    watch.done = True
-                    return None
-            return action
+            return self._take_telemetry(msg, monitor, watch, now)
         if isinstance(msg, W.Event):
             rec.device_event(clock.wall_time(), msg)
             self.obs.event(msg)
@@ -641,8 +636,53 @@ class SessionRunner:
                 watch.done = True
                 return None
             return action
-        # the watchdog (telemetry went silent) or a lost link
+        # the watchdog (telemetry went silent), a lost link, or a frame already taken
         return msg.action  # type: ignore[no-any-return]
+
+    def _take_telemetry(
+        self, msg: W.Telemetry, monitor: RuntimeMonitor, watch: _Watch, now: float
+    ) -> MonitorAction | None:
+        """:meth:`_take` for a telemetry frame: synchronous, so that it can also run as the
+        frame arrives (:meth:`_inline_taker`)."""
+        if self._stale(msg):
+            return None  # overtaken on the link by a newer one: no evidence now
+        self._last = msg
+        if msg.derate_permille < self._min_permille:
+            self._min_permille = msg.derate_permille
+        action = monitor.on_telemetry(msg, now)
+        self.rec.sample(clock.wall_time(), msg)  # type: ignore[union-attr]
+        self.obs.telemetry(msg)
+        if msg.state in _ACTIVE and msg.plan_id == self.plan_id:
+            watch.running = True
+            watch.idle_frames = 0
+        elif watch.running:
+            # no longer running our plan: its SESSION_END may have been lost on a noisy
+            # link, so a few such frames end the wait; the device's record then says
+            # how the session ended
+            watch.idle_frames += 1
+            if watch.idle_frames >= 3:
+                watch.done = True
+                return None
+        return action
+
+    def _inline_taker(
+        self, monitor: RuntimeMonitor, watch: _Watch, loop: asyncio.AbstractEventLoop
+    ) -> Callable[[Any], Any]:
+        """What takes a telemetry frame as it arrives while :meth:`_supervise` waits for the
+        next message: the same steps as :meth:`_take`, at the same instant, without waking
+        the loop's task for every frame. Only a verdict to act on (or the end of the wait)
+        goes to the task, as a :class:`_Taken`; any other message goes to it as is."""
+        from lllt.safety import ActionKind
+
+        def take(msg: Any) -> Any:
+            if type(msg) is not W.Telemetry:
+                return msg
+            action = self._take_telemetry(msg, monitor, watch, loop.time())
+            if watch.done or (action is not None and action.kind is not ActionKind.CONTINUE):
+                return _Taken(action)
+            return None
+
+        return take
 
     async def _act(self, action: MonitorAction, monitor: RuntimeMonitor, watch: _Watch) -> None:
         """Do what the monitor asked: derate, stop until confirmed, or win the link back."""
