@@ -300,16 +300,23 @@ class SimDevice(Engine):
     def _schedule(self) -> None:
         """Compute ahead to the next observable moment and set the wake-up timer there."""
         try:
-            self._schedule_next()
+            wake = self._plan_next()
         except Exception as err:  # never let a bug stop the device's clock quietly
             self._internal_error(err)
+            return
+        if wake is not None:
+            self._set_timer(wake)
 
-    def _schedule_next(self) -> None:
+    def _set_timer(self, wake: int) -> None:
+        self._timer = device_timer(self._loop, self._t0 + wake / 1000.0, self._on_timer)
+
+    def _plan_next(self) -> int | None:
+        """Cancel the timer, compute ahead to the next observable moment (kept as the
+        speculative state) and return its absolute device ms; None when closed."""
         self._cancel_timer()
         self._spec = None
-        loop = self._loop
-        if self._closed or loop is None:
-            return
+        if self._closed or self._loop is None:
+            return None
         T = self.tick_ms
         ph = self._ph
         tel = self._tel_due if self._tel_due is not None else INF
@@ -318,31 +325,45 @@ class SimDevice(Engine):
             nph, ncfg, ndirty, event = self._simulate(ph, self._cfg, self._dirty, target)
             self._spec = (nph, ncfg, ndirty)
             if event:
-                wake = (nph.tick + 1) * T
-            elif target == tel // T:
-                wake = tel
-            else:
-                wake = target * T
-        else:
-            wake = tel
-        self._timer = device_timer(loop, self._t0 + wake / 1000.0, self._on_timer)
+                return (nph.tick + 1) * T
+            if target == tel // T:
+                return tel  # type: ignore[no-any-return]
+            return target * T
+        return tel  # type: ignore[no-any-return]
 
     def _on_timer(self) -> None:
+        """The wake-up: bring the device to now, then on to each next moment in this same
+        callback while nothing else on the loop would run before it (the virtual clock's
+        ``run_ahead``: the same moments at the same instants, without a trip through the
+        loop for each), and set the timer for the first moment that must wait."""
         self._timer = None
-        if self._closed:
-            return
-        self._stats["wakeups"] += 1
-        try:
-            now = self._abs_now()
-            spec = self._spec
-            self._spec = None
-            if spec is not None and spec[0].tick * self.tick_ms <= now:
-                self._ph, self._cfg, self._dirty = spec
-                self._checkpoint_persist()
-            self._advance_to(now)
-        except Exception as err:
-            self._internal_error(err)
-        self._schedule()
+        ahead = getattr(self._loop, "run_ahead", None)
+        while not self._closed:
+            self._stats["wakeups"] += 1
+            try:
+                self._wake(self._abs_now())
+            except Exception as err:  # counted; the clock goes on
+                self._internal_error(err)
+            try:
+                wake = self._plan_next()
+            except Exception as err:  # never let a bug stop the device's clock quietly
+                self._internal_error(err)
+                return
+            if wake is None:
+                return
+            if ahead is None or self._closed or not ahead(self._t0 + wake / 1000.0):
+                self._set_timer(wake)
+                return
+
+    def _wake(self, now: int) -> None:
+        """Take up the state computed ahead if it is due, and process everything up to
+        absolute ms ``now``."""
+        spec = self._spec
+        self._spec = None
+        if spec is not None and spec[0].tick * self.tick_ms <= now:
+            self._ph, self._cfg, self._dirty = spec
+            self._checkpoint_persist()
+        self._advance_to(now)
 
     def _advance_to(self, now: int) -> None:
         """Process every tick, event and telemetry sample up to absolute ms ``now``."""
@@ -443,21 +464,18 @@ class SimDevice(Engine):
             self.n_ch,
             self.n_z,
         ]
-        sp = cfg.sp
-        mode = cfg.mode
-        fl = ph.fl
         half = UNITS_PER_UJ // 2
-        for i in range(self.n_ch):
-            m = mode[i]
-            if m == NORM:
-                meas = sp[i]
-            elif m >= SAT:
-                v = round((cfg.o0[i] + cfg.o1[i] * ph.tb[self._ch_zone[i]]) * 100.0)
-                meas = 0 if v < 0 else 0xFFFF if v > 0xFFFF else v
-            else:
-                meas = 0
-            f = (fl[i] + half) // UNITS_PER_UJ
-            vals += (sp[i], meas, f if f <= 0xFFFFFFFF else 0xFFFFFFFF)
+        fluence = [(f + half) // UNITS_PER_UJ for f in ph.fl]
+        if max(fluence, default=0) > 0xFFFFFFFF:
+            fluence = [f if f <= 0xFFFFFFFF else 0xFFFFFFFF for f in fluence]
+        channels = cfg.tel_channels
+        if channels is None:
+            channels = self._channel_values(ph, cfg)
+            if not cfg.var:  # nothing follows Tb: the same for every sample of the interval
+                cfg.tel_channels = channels
+        channels = channels.copy()
+        channels[2::3] = fluence
+        vals += channels
         tick = ph.tick
         ts = ph.ts
         if self._therm_override:
@@ -468,6 +486,24 @@ class SimDevice(Engine):
             vals.append(-32767 if r < -32767 else 32767 if r > 32767 else r)
         vals.append(self._ambient_q)
         return self._tel_struct.pack(*vals)
+
+    def _channel_values(self, ph: _Phys, cfg: _Cfg) -> list[int]:
+        """Setpoint, measured output and a 0 for the fluence, per channel, as a sample
+        carries them (0.01 mW/cm²)."""
+        sp = cfg.sp
+        mode = cfg.mode
+        out: list[int] = []
+        for i in range(self.n_ch):
+            m = mode[i]
+            if m == NORM:
+                meas = sp[i]
+            elif m >= SAT:
+                v = round((cfg.o0[i] + cfg.o1[i] * ph.tb[self._ch_zone[i]]) * 100.0)
+                meas = 0 if v < 0 else 0xFFFF if v > 0xFFFF else v
+            else:
+                meas = 0
+            out += (sp[i], meas, 0)
+        return out
 
     # --- input ----------------------------------------------------------------------------
 
