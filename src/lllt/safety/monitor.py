@@ -252,8 +252,6 @@ class RuntimeMonitor:
         self._last_derate: float | None = None
         self.device_permille: int | None = None
         self._dev_since: list[float | None] = [None] * n
-        #: the ceilings on the commanded irradiance for (the step's allowed, permille)
-        self._ceilings: tuple[tuple[float, ...] | None, int, tuple[float, ...]] = (None, 0, ())
         self._off_since: float | None = None
         self._step = -1
         self._last_rx: float | None = None
@@ -400,8 +398,8 @@ class RuntimeMonitor:
         stuck = -1
         eps = self._emit_eps
         if running:
-            for i, (m, s) in enumerate(zip(irr, sp)):
-                if m > eps and s < 0.005:
+            for i in range(n):
+                if irr[i] > eps and sp[i] < 0.005:
                     stuck = i
                     break
         else:
@@ -438,14 +436,9 @@ class RuntimeMonitor:
     ) -> MonitorAction | tuple[float, int]:
         """The hottest zone (reading, index), or the abort for a zone without a reading
         while the cap emits, or for one at or above the abort threshold in a session."""
-        temps = t.temperature
-        if temps and None not in temps:  # the usual frame: every zone has a reading
-            hottest = max(temps)  # type: ignore[type-var]
-            hot_zone = temps.index(hottest)
-            return self._overtemp(t, hottest, hot_zone) if active else (hottest, hot_zone)
         hottest = -1e9
         hot_zone = -1
-        for zi, temp in enumerate(temps):
+        for zi, temp in enumerate(t.temperature):
             if temp is None:
                 if emitting:
                     return self._frame_abort(
@@ -458,14 +451,7 @@ class RuntimeMonitor:
                 continue
             if temp > hottest:
                 hottest, hot_zone = temp, zi
-        return self._overtemp(t, hottest, hot_zone) if active else (hottest, hot_zone)
-
-    def _overtemp(
-        self, t: wire.Telemetry, hottest: float, hot_zone: int
-    ) -> MonitorAction | tuple[float, int]:
-        """In a session: the abort when the hottest zone is at or above the abort
-        threshold, else (reading, index) as :meth:`_temperature_rule` returns them."""
-        if hottest >= self._abort:
+        if active and hottest >= self._abort:
             return self._frame_abort(
                 t,
                 "overtemp",
@@ -576,20 +562,15 @@ class RuntimeMonitor:
         irr: tuple[float, ...],
     ) -> MonitorAction | None:
         pm = self._prev_permille if tm < self._derate_until else self.permille
+        factor = pm / 1000.0
         q = self.QUANTUM
-        cached = self._ceilings
-        if cached[0] is allowed and cached[1] == pm:
-            ceilings = cached[2]
-        else:  # a new step or output level: its ceilings, kept until the next one
-            factor = pm / 1000.0
-            ceilings = tuple(a * factor * 1.001 + q for a in allowed)
-            self._ceilings = (allowed, pm, ceilings)
         frac = self._dev_frac
         near_zero = self._near_zero
         since = self._dev_since
-        for i, (s, ceiling, m) in enumerate(zip(sp, ceilings, irr)):
+        for i in range(self._n):
+            s = sp[i]
+            ceiling = allowed[i] * factor * 1.001 + q
             if s > ceiling:
-                factor = pm / 1000.0
                 return self._frame_abort(
                     t,
                     "setpoint_above_plan",
@@ -603,7 +584,7 @@ class RuntimeMonitor:
             if s < near_zero:
                 since[i] = None
                 continue
-            if abs(m - s) > frac * s + q:
+            if abs(irr[i] - s) > frac * s + q:
                 started = since[i]
                 if started is None:
                     since[i] = tm
@@ -611,11 +592,11 @@ class RuntimeMonitor:
                     return self._frame_abort(
                         t,
                         "irradiance_deviation",
-                        f"channel {self._channel_ids[i]} measures {m:g} mW/cm² against a "
+                        f"channel {self._channel_ids[i]} measures {irr[i]:g} mW/cm² against a "
                         f"setpoint of {s:g} mW/cm² (more than {frac * 100:g} % off for "
                         f"{tm - started:.1f} s)",
                         limit=s * frac,
-                        observed=abs(m - s),
+                        observed=abs(irr[i] - s),
                         unit="mW/cm²",
                         channel=self._channel_ids[i],
                     )
@@ -625,6 +606,7 @@ class RuntimeMonitor:
 
     def _integrate(self, t: wire.Telemetry, tm: float, active: bool) -> MonitorAction | None:
         """Trapezoid of irradiance × duty over device time, compared with the counters."""
+        n = self._n
         step = t.step
         duty = self._duty[step] if 0 <= step < len(self._duty) else 0.0
         irr = t.irradiance
@@ -639,7 +621,7 @@ class RuntimeMonitor:
             # between sessions the counters mean nothing to this session: restart later
             self._prev_t = None
             return None
-        rate = [m * duty for m in irr]
+        rate = [irr[i] * duty for i in range(n)]
         if prev_t is None or new_session or tm - prev_t > self._gap or tm < prev_t:
             if prev_t is not None and not new_session:
                 self.rebases += 1  # frames were lost: the integral cannot bridge the gap
@@ -655,10 +637,10 @@ class RuntimeMonitor:
         floor = self._fl_floor
         tol = self._fl_tol
         worst = -1
-        half_dt = dt / 2000.0
-        for i, (h, r0, r1, d) in enumerate(zip(host, prev_rate, rate, fl)):
-            h += (r0 + r1) * half_dt
+        for i in range(n):
+            h = host[i] + (prev_rate[i] + rate[i]) * dt / 2000.0
             host[i] = h
+            d = fl[i]
             diff = d - h if d > h else h - d
             if diff > floor:
                 inc = max(d - base[i], h - base[i])
