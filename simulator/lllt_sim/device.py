@@ -464,18 +464,21 @@ class SimDevice(Engine):
             self.n_ch,
             self.n_z,
         ]
+        sp = cfg.sp
+        mode = cfg.mode
+        fl = ph.fl
         half = UNITS_PER_UJ // 2
-        fluence = [(f + half) // UNITS_PER_UJ for f in ph.fl]
-        if max(fluence, default=0) > 0xFFFFFFFF:
-            fluence = [f if f <= 0xFFFFFFFF else 0xFFFFFFFF for f in fluence]
-        channels = cfg.tel_channels
-        if channels is None:
-            channels = self._channel_values(ph, cfg)
-            if not cfg.var:  # nothing follows Tb: the same for every sample of the interval
-                cfg.tel_channels = channels
-        channels = channels.copy()
-        channels[2::3] = fluence
-        vals += channels
+        for i in range(self.n_ch):
+            m = mode[i]
+            if m == NORM:
+                meas = sp[i]
+            elif m >= SAT:
+                v = round((cfg.o0[i] + cfg.o1[i] * ph.tb[self._ch_zone[i]]) * 100.0)
+                meas = 0 if v < 0 else 0xFFFF if v > 0xFFFF else v
+            else:
+                meas = 0
+            f = (fl[i] + half) // UNITS_PER_UJ
+            vals += (sp[i], meas, f if f <= 0xFFFFFFFF else 0xFFFFFFFF)
         tick = ph.tick
         ts = ph.ts
         if self._therm_override:
@@ -486,24 +489,6 @@ class SimDevice(Engine):
             vals.append(-32767 if r < -32767 else 32767 if r > 32767 else r)
         vals.append(self._ambient_q)
         return self._tel_struct.pack(*vals)
-
-    def _channel_values(self, ph: _Phys, cfg: _Cfg) -> list[int]:
-        """Setpoint, measured output and a 0 for the fluence, per channel, as a sample
-        carries them (0.01 mW/cm²)."""
-        sp = cfg.sp
-        mode = cfg.mode
-        out: list[int] = []
-        for i in range(self.n_ch):
-            m = mode[i]
-            if m == NORM:
-                meas = sp[i]
-            elif m >= SAT:
-                v = round((cfg.o0[i] + cfg.o1[i] * ph.tb[self._ch_zone[i]]) * 100.0)
-                meas = 0 if v < 0 else 0xFFFF if v > 0xFFFF else v
-            else:
-                meas = 0
-            out += (sp[i], meas, 0)
-        return out
 
     # --- input ----------------------------------------------------------------------------
 

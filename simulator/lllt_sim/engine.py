@@ -151,7 +151,6 @@ class _Cfg:
         "sp",
         "supply",
         "supply_sensed",
-        "tel_channels",
         "tb_hi",
         "tb_lo",
         "tick0",
@@ -179,9 +178,6 @@ class _Cfg:
     emitting: bool
     over: bool  # some channel measures over its allowed output now
     jumpable: bool | None  # None: not worked out yet (eigen-decomposition on first use)
-    #: a telemetry sample's channel values but the fluence (setpoint, measured, 0 per
-    #: channel) when no output follows Tb; None: not worked out yet (the sample does)
-    tel_channels: list[int] | None
     due: int  # absolute tick of the next scheduled event
     supply: int  # mV, under this interval's load
     tick0: int  # the tick the interval starts at (when it was built)
@@ -636,7 +632,6 @@ class Engine:
         cfg.ts_lo, cfg.ts_hi = self._scalp_bounds()
         cfg.emitting = any(m in (NORM, SAT, STUCK) for m in cfg.mode)
         cfg.jumpable = None
-        cfg.tel_channels = None
         cfg.supply = self._supply_mv(load / self.n_ch)
         cfg.tick0 = ph.tick
         cfg.supply_sensed = cfg.supply if sensed_mv is None else sensed_mv
