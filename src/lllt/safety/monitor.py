@@ -252,7 +252,17 @@ class RuntimeMonitor:
         self._last_derate: float | None = None
         self.device_permille: int | None = None
         self._dev_since: list[float | None] = [None] * n
+        #: what the last output check that passed saw: (the step's allowed, permille,
+        #: setpoints, measured, channels off their setpoint); a frame showing the same
+        #: outputs only needs those channels' timers checked
+        self._output_seen: (
+            tuple[tuple[float, ...], int, tuple[float, ...], tuple[float, ...], list[int]]
+            | None
+        ) = None
         self._off_since: float | None = None
+        #: (setpoints, measured, the channel emitting while commanded off or -1) of the
+        #: last running frame
+        self._stuck_seen: tuple[tuple[float, ...], tuple[float, ...], int] = ((), (), -1)
         self._step = -1
         self._last_rx: float | None = None
         # fluence integration
@@ -398,10 +408,15 @@ class RuntimeMonitor:
         stuck = -1
         eps = self._emit_eps
         if running:
-            for i in range(n):
-                if irr[i] > eps and sp[i] < 0.005:
-                    stuck = i
-                    break
+            seen = self._stuck_seen
+            if seen[0] == sp and seen[1] == irr:
+                stuck = seen[2]  # the outputs of the frame before: the same answer
+            else:
+                for i in range(n):
+                    if irr[i] > eps and sp[i] < 0.005:
+                        stuck = i
+                        break
+                self._stuck_seen = (sp, irr, stuck)
         else:
             for i in range(n):
                 if irr[i] > eps:
@@ -562,11 +577,31 @@ class RuntimeMonitor:
         irr: tuple[float, ...],
     ) -> MonitorAction | None:
         pm = self._prev_permille if tm < self._derate_until else self.permille
+        since = self._dev_since
+        seen = self._output_seen
+        if (
+            seen is not None
+            and seen[0] is allowed
+            and seen[1] == pm
+            and seen[2] == sp
+            and seen[3] == irr
+        ):
+            # the commanded and measured outputs of the frame before, which passed every
+            # ceiling: only the channels then off their setpoint have a timer to check
+            # (the others' timers are off, and a reset one is caught below)
+            for i in seen[4]:
+                started = since[i]
+                if started is None:
+                    break  # its timer was reset since: the whole check, as for a new frame
+                if tm - started > self._dev_grace:
+                    return self._deviation_abort(t, i, sp[i], irr[i], tm - started)
+            else:
+                return None
         factor = pm / 1000.0
         q = self.QUANTUM
         frac = self._dev_frac
         near_zero = self._near_zero
-        since = self._dev_since
+        off: list[int] = []
         for i in range(self._n):
             s = sp[i]
             ceiling = allowed[i] * factor * 1.001 + q
@@ -589,20 +624,28 @@ class RuntimeMonitor:
                 if started is None:
                     since[i] = tm
                 elif tm - started > self._dev_grace:
-                    return self._frame_abort(
-                        t,
-                        "irradiance_deviation",
-                        f"channel {self._channel_ids[i]} measures {irr[i]:g} mW/cm² against a "
-                        f"setpoint of {s:g} mW/cm² (more than {frac * 100:g} % off for "
-                        f"{tm - started:.1f} s)",
-                        limit=s * frac,
-                        observed=abs(irr[i] - s),
-                        unit="mW/cm²",
-                        channel=self._channel_ids[i],
-                    )
+                    return self._deviation_abort(t, i, s, irr[i], tm - started)
+                off.append(i)
             else:
                 since[i] = None
+        self._output_seen = (allowed, pm, sp, irr, off)
         return None
+
+    def _deviation_abort(
+        self, t: wire.Telemetry, i: int, s: float, measured: float, for_s: float
+    ) -> MonitorAction:
+        frac = self._dev_frac
+        return self._frame_abort(
+            t,
+            "irradiance_deviation",
+            f"channel {self._channel_ids[i]} measures {measured:g} mW/cm² against a "
+            f"setpoint of {s:g} mW/cm² (more than {frac * 100:g} % off for "
+            f"{for_s:.1f} s)",
+            limit=s * frac,
+            observed=abs(measured - s),
+            unit="mW/cm²",
+            channel=self._channel_ids[i],
+        )
 
     def _integrate(self, t: wire.Telemetry, tm: float, active: bool) -> MonitorAction | None:
         """Trapezoid of irradiance × duty over device time, compared with the counters."""
