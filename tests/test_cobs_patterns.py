@@ -51,14 +51,14 @@ fills = st.lists(st.binary(min_size=1, max_size=300), min_size=2, max_size=6)
 
 @given(patterns, fills)
 @settings(max_examples=300)
-def test_a_known_pattern_encodes_as_the_algorithm_does(pattern: list[bool], fills: list[bytes]) -> None:
+def test_a_known_pattern_encodes_as_the_algorithm_does(
+    pattern: list[bool], fills: list[bytes]
+) -> None:
     for fill in fills:  # the first learns the pattern, the rest use it
         data = _fill(pattern, fill)
         enc = W.cobs_encode(data)
         assert enc == _reference_encode(data)
-        assert W.encode_frame(0x60, 1, data) == (
-            _reference_encode(_frame_body(data)) + b"\x00"
-        )
+        assert W.encode_frame(0x60, 1, data) == (_reference_encode(_frame_body(data)) + b"\x00")
 
 
 def _frame_body(payload: bytes) -> bytes:

@@ -308,7 +308,9 @@ class SimDevice(Engine):
             self._set_timer(wake)
 
     def _set_timer(self, wake: int) -> None:
-        self._timer = device_timer(self._loop, self._t0 + wake / 1000.0, self._on_timer)
+        loop = self._loop
+        assert loop is not None  # _plan_next returned a time: the device has a loop
+        self._timer = device_timer(loop, self._t0 + wake / 1000.0, self._on_timer)
 
     def _plan_next(self) -> int | None:
         """Cancel the timer, compute ahead to the next observable moment (kept as the

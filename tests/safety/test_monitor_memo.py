@@ -39,7 +39,9 @@ changes = st.one_of(
     st.tuples(st.just("derate"), st.sampled_from([1000, 900, 800])),
     st.tuples(st.just("step"), st.integers(0, 1)),
     st.tuples(st.just("state"), st.sampled_from([wire.State.RUNNING, wire.State.PAUSED])),
-    st.tuples(st.just("restore"),),
+    st.tuples(
+        st.just("restore"),
+    ),
     st.tuples(st.just("temperature"), st.sampled_from([36.0, 41.0])),  # 41: derates
 )
 

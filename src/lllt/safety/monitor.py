@@ -244,8 +244,10 @@ class RuntimeMonitor:
         n = len(self._channel_ids)
         self._allowed, self._duty = _step_limits(plan, device)
         self._n = n
+        self._init_state(n)
 
-        # state
+    def _init_state(self, n: int) -> None:
+        """What the monitor keeps from frame to frame, for a session about to start."""
         self.permille = 1000  # the output factor the host asked for (only ever lowered)
         self._prev_permille = 1000
         self._derate_until = -1.0  # device s: until then the previous factor is tolerated
@@ -256,8 +258,7 @@ class RuntimeMonitor:
         #: setpoints, measured, channels off their setpoint); a frame showing the same
         #: outputs only needs those channels' timers checked
         self._output_seen: (
-            tuple[tuple[float, ...], int, tuple[float, ...], tuple[float, ...], list[int]]
-            | None
+            tuple[tuple[float, ...], int, tuple[float, ...], tuple[float, ...], list[int]] | None
         ) = None
         self._off_since: float | None = None
         #: (setpoints, measured, the channel emitting while commanded off or -1) of the
