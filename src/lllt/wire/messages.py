@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import struct
 from collections.abc import Callable
@@ -423,13 +424,16 @@ _FLAGS: dict[int, TelemetryFlag] = {}
 
 # bounded: the counts come from the device, and bad bytes must not grow the cache without end
 @functools.lru_cache(maxsize=16)
-def _tel_layout(n: int, nz: int) -> tuple[struct.Struct, Callable[[tuple[int, ...]], Any]]:
+def _tel_layout(n: int, nz: int) -> tuple[struct.Struct, Callable[..., Any]]:
     """The whole TELEMETRY payload of ``n`` channels and ``nz`` zones as one struct, and a
-    function made for that layout that turns its integers into the message's arrays.
+    function made for that layout that builds the message from its integers:
+    ``build(cls, v, state, flags)``.
 
     Every frame goes through here, so the function is generated (as ``namedtuple`` makes
-    its methods): one tuple display per array, indices as constants, no loop or slice.
-    Its arithmetic is that of the wire's units: ``/ 100`` for 0.01 mW/cm² and 0.01 °C,
+    its methods): one tuple display per array, indices as constants, no loop or slice, and
+    each field stored straight into its slot (the frozen class's ``__init__`` would store
+    them one by one through ``object.__setattr__``, which costs twice as much). Its
+    arithmetic is that of the wire's units: ``/ 100`` for 0.01 mW/cm² and 0.01 °C,
     ``/ 1e6`` for µJ/cm², and TEMP_UNKNOWN read as None.
     """
     fmt = _TEL_HEAD.format + "HHI" * n + f"{nz + 1}h"
@@ -443,18 +447,33 @@ def _tel_layout(n: int, nz: int) -> tuple[struct.Struct, Callable[[tuple[int, ..
 
     ch = [first + 3 * i for i in range(n)]
     zs = [first + 3 * n + z for z in range(nz)]
-    body = ", ".join(
-        [
-            arr([f"v[{i}] / 100" for i in ch]),
-            arr([f"v[{i + 1}] / 100" for i in ch]),
-            arr([f"v[{i + 2}] / 1e6" for i in ch]),
-            arr([temp(i) for i in zs]),
-            temp(first + 3 * n + nz),
-        ]
-    )
-    namespace: dict[str, Any] = {}
-    exec(f"def arrays(v):\n    return {body}\n", namespace)  # the text built above
-    return struct.Struct(fmt), namespace["arrays"]
+    values = {
+        "time_ms": "v[0]",
+        "boot_count": "v[1]",
+        "state": "state",
+        "step": "v[3]",
+        "plan_id": "v[4]",
+        "flags": "flags",
+        "derate_permille": "v[6]",
+        "supply_mv": "v[7]",
+        "elapsed_ms": "v[8]",
+        "step_elapsed_ms": "v[9]",
+        "setpoint": arr([f"v[{i}] / 100" for i in ch]),
+        "irradiance": arr([f"v[{i + 1}] / 100" for i in ch]),
+        "fluence": arr([f"v[{i + 2}] / 1e6" for i in ch]),
+        "temperature": arr([temp(i) for i in zs]),
+        "ambient": temp(first + 3 * n + nz),
+    }
+    fields = [f.name for f in dataclasses.fields(Telemetry)]
+    assert sorted(fields) == sorted(values), "a Telemetry field without its wire value"
+    namespace: dict[str, Any] = {"_new": object.__new__}
+    lines = ["def build(cls, v, state, flags):", "    o = _new(cls)"]
+    for k, name in enumerate(fields):
+        namespace[f"_set{k}"] = Telemetry.__dict__[name].__set__  # the slot's own setter
+        lines.append(f"    _set{k}(o, {values[name]})")
+    lines.append("    return o")
+    exec("\n".join(lines) + "\n", namespace)  # the text built above
+    return struct.Struct(fmt), namespace["build"]
 
 
 _TEL_CH = struct.Struct("<HHI")
@@ -515,7 +534,7 @@ class Telemetry(Message):
         if size < _TEL_HEAD.size:
             raise WireError("TELEMETRY payload is truncated")
         n, nz = payload[_TEL_HEAD.size - 2], payload[_TEL_HEAD.size - 1]
-        layout, arrays = _tel_layout(n, nz)
+        layout, build = _tel_layout(n, nz)
         if size != layout.size:
             raise WireError(f"{cls.TYPE.name} payload must be {layout.size} bytes, got {size}")
         v = layout.unpack(payload)
@@ -526,10 +545,7 @@ class Telemetry(Message):
         flag = _FLAGS.get(v[5])
         if flag is None:
             flag = _FLAGS.setdefault(v[5], TelemetryFlag(v[5]))
-        sp, irr, fl, temps, ambient = arrays(v)
-        return cls(
-            v[0], v[1], state, v[3], v[4], flag, v[6], v[7], v[8], v[9], sp, irr, fl, temps, ambient
-        )
+        return build(cls, v, state, flag)  # type: ignore[no-any-return]
 
     @property
     def emitting(self) -> bool:
