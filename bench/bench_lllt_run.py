@@ -5,8 +5,8 @@ Targets: under 2 s wall, start-up and session log included (issue 4); at most 3x
 the session is start-up, preflight, the log on disk and the output). Baselines in the same
 run: `lllt --version` and `lllt --help` (interpreter and CLI start-up alone), and the
 session in process (``lllt.run_protocol(..., db=":memory:")``, the least wall time of 5
-after a first one, in a process of its own). The commands are timed in turn, five rounds,
-and the least time of each is kept.
+after a first one, in each of two processes of its own). The commands are timed in turn,
+five rounds, and the least time of each is kept.
 """
 
 from __future__ import annotations

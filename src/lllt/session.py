@@ -583,10 +583,11 @@ class SessionRunner:
         loop = asyncio.get_running_loop()
         watch = _Watch(stream, loop.create_task(self._watchdog(monitor, stream)))
         self._end = None
+        taker = self._inline_taker(monitor, watch, loop)
         try:
             while not watch.done:
                 stream = watch.stream  # _act may replace it (a link won back)
-                stream.take_inline(self._inline_taker(monitor, watch, loop))
+                stream.take_inline(taker)
                 try:
                     msg = await stream.get()
                 except LinkLost as err:
